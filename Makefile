@@ -1,0 +1,44 @@
+# lrviz: `make run` starts the app, `make test` runs every test. Both set everything up
+# first (virtualenv, requirements, Fashion-MNIST) and are quick the second time.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMPS := .stamps
+PORT   ?= 8501
+PYTEST_ARGS ?=
+
+.PHONY: run test setup data bench ray-test clean lint
+
+run: setup
+	$(VENV)/bin/streamlit run app.py --server.port $(PORT)
+
+test: setup
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+setup: $(STAMPS)/venv data
+
+# Reinstall only when requirements.txt changes.
+$(STAMPS)/venv: requirements.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	@mkdir -p $(STAMPS) && touch $@
+
+# Fashion-MNIST: Debian's package where we are root with apt; else Keras downloads it on
+# first use (see README, "Data"). LRVIZ_DATA_DIR skips this.
+data:
+	@$(PY) -m lrviz.data --ensure
+
+bench: setup
+	$(PY) benchmarks/preview.py
+	$(PY) benchmarks/training.py
+
+ray-test: setup
+	$(PY) -m pip install --quiet -r requirements-ray.txt
+	$(PY) -m pytest -m ray $(PYTEST_ARGS)
+
+lint: setup
+	$(PY) -m ruff check lrviz pages app.py tests benchmarks
+
+clean:
+	rm -rf $(VENV) $(STAMPS) .pytest_cache

@@ -1,0 +1,61 @@
+"""``python -m lrviz``: the same operations as the app, without a browser.
+
+Each subcommand lives in its own module under ``lrviz.cli`` with ``add_parser(sub)``
+and ``run(args) -> int``; this module only routes. Bad input exits 2 with one line on
+stderr (``CliError``, ``ParamError``, or an argparse error); nothing is half-written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from lrviz.params import ParamError
+
+# subcommand -> module under lrviz.cli (imported lazily so `curve` never imports TensorFlow)
+COMMANDS = {
+    "schedules": "schedules_cmd",
+    "curve": "curve_cmd",
+    "train": "train_cmd",
+    "runs": "runs_cmd",
+    "sweep": "sweep_cmd",
+    "find-lr": "find_lr_cmd",
+}
+
+
+class CliError(Exception):
+    """Bad input on the command line: printed as one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, exit 2, as the CLI contract says
+        raise CliError(f"{self.prog}: {message}")
+
+
+def build_parser(commands=COMMANDS) -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m lrviz", description="lrviz: learning-rate schedule lab")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    for name, module in commands.items():
+        try:
+            mod = importlib.import_module(f"lrviz.cli.{module}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"lrviz.cli.{module}":
+                raise
+            continue  # not built yet
+        mod.add_parser(sub, name)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        return int(args.handler(args) or 0)
+    except (CliError, ParamError) as exc:
+        print(f"error: {exc}".replace("\n", " "), file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
