@@ -335,3 +335,61 @@ def _check_steps(steps: Any) -> int:
         raise ParamError("steps", f"Argument `steps` must be a whole number in "
                                   f"[{MIN_STEPS}, {MAX_STEPS}]. Received: steps={steps}")
     return int(steps)
+
+
+# --- a test's result -------------------------------------------------------------------
+
+RESULT_STATUSES = ("finished", "diverged", "cancelled")
+
+
+@dataclass(frozen=True)
+class RangeTestResult:
+    """The recorded points of a range test and how it ended.
+
+    ``idx`` is the step of each point (every step, or every ``val_every`` steps in the
+    validation variant); ``lrs`` the LR that step applied; ``losses`` the loss the test
+    watches (the batch's training loss, or the held-out loss); ``smoothed`` its EMA.
+    """
+
+    config: RangeTestConfig
+    idx: np.ndarray
+    lrs: np.ndarray
+    losses: np.ndarray
+    smoothed: np.ndarray
+    status: str = "finished"
+
+    @classmethod
+    def from_points(cls, config: RangeTestConfig, points: Sequence[Sequence[float]],
+                    status: str = "finished") -> "RangeTestResult":
+        """From ``(idx, lr, loss, smoothed)`` rows, as the store keeps them."""
+        if status not in RESULT_STATUSES:
+            raise ValueError(f"Argument `status` must be one of {', '.join(RESULT_STATUSES)}. "
+                             f"Received: status={status!r}")
+        arr = np.asarray(points, dtype=np.float64).reshape(-1, 4)
+        return cls(config, arr[:, 0].astype(int), arr[:, 1].copy(), arr[:, 2].copy(),
+                   arr[:, 3].copy(), status)
+
+    @property
+    def divergence_index(self) -> int | None:
+        """Position (in the recorded points) where the test stopped for divergence."""
+        return len(self.lrs) - 1 if self.status == "diverged" and len(self.lrs) else None
+
+    def suggestions(self) -> dict[str, Suggestion]:
+        return suggestions(self.lrs, self.losses, self.smoothed)
+
+    def to_dict(self) -> dict:
+        """JSON-ready: non-finite losses become None (JSON has no NaN)."""
+        def num(x: float) -> float | None:
+            return float(x) if math.isfinite(x) else None
+
+        div = self.divergence_index
+        return {
+            "config": self.config.to_dict(),
+            "config_hash": self.config.config_hash(),
+            "status": self.status,
+            "divergence": None if div is None else {"step": int(self.idx[div]),
+                                                    "lr": float(self.lrs[div])},
+            "points": [{"step": int(i), "lr": float(lr), "loss": num(loss), "smoothed": num(sm)}
+                       for i, lr, loss, sm in zip(self.idx, self.lrs, self.losses, self.smoothed)],
+            "suggestions": {k: v.to_dict() for k, v in self.suggestions().items()},
+        }
