@@ -318,6 +318,12 @@ class RangeTestConfig:
     def ramp(self) -> np.ndarray:
         return ramp(self.start_lr, self.end_lr, self.steps, self.mode)
 
+    def recorded_steps(self) -> np.ndarray:
+        """The steps that record a point: all, or every ``val_every`` and the last one."""
+        if not self.use_validation:
+            return np.arange(self.steps)
+        return np.union1d(np.arange(0, self.steps, self.val_every), [self.steps - 1])
+
     def label(self) -> str:
         return (f"LR range test · {self.optimizer} · {self.start_lr:g} to {self.end_lr:g} "
                 f"({self.mode}, {self.steps} steps)")
@@ -393,3 +399,43 @@ class RangeTestResult:
                        for i, lr, loss, sm in zip(self.idx, self.lrs, self.losses, self.smoothed)],
             "suggestions": {k: v.to_dict() for k, v in self.suggestions().items()},
         }
+
+
+# --- stored tests ----------------------------------------------------------------------
+
+
+def load_result(store: Any, run_id: str) -> RangeTestResult:
+    """The stored test ``run_id`` as a result so far (its points may still be arriving).
+
+    The store numbers points 0, 1, ... as recorded; they become steps again here. A run
+    still queued or running, or failed, reads as "finished" up to its last point; the
+    caller has the run's own status for the rest.
+    """
+    info = store.get(run_id)
+    if info.kind != "lr_find":
+        raise ValueError(f"Run {run_id} is a {info.kind} run, not an LR range test.")
+    cfg = RangeTestConfig.from_dict(info.config)
+    frame = store.points(run_id)
+    steps = cfg.recorded_steps()
+    n = min(len(frame), len(steps))
+    rows = np.column_stack([steps[frame["idx"].to_numpy()[:n]], frame["lr"].to_numpy()[:n],
+                            frame["loss"].to_numpy()[:n], frame["smoothed"].to_numpy()[:n]])
+    status = info.status if info.status in RESULT_STATUSES else "finished"
+    return RangeTestResult.from_points(cfg, rows, status)
+
+
+def submit(cfg: RangeTestConfig, store: Any = None, *, retrain: bool = False) -> tuple[str, bool]:
+    """Queue the test ``cfg`` as a ``kind='lr_find'`` run, or reuse the cached one.
+
+    Returns ``(run_id, reused)``. The same test is never run twice: a finished,
+    diverged, queued or running test with the same ``config_hash`` is returned instead
+    (``retrain`` still joins a queued/running one). A worker runs the queued test
+    (``lrviz.training.range_test.run_lr_find``).
+    """
+    if store is None:
+        from lrviz.store import RunStore
+
+        store = RunStore()
+    info, reused = store.create_or_reuse(cfg, retrain=retrain, kind="lr_find",
+                                         name=cfg.label())
+    return info.id, reused

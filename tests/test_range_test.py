@@ -123,3 +123,42 @@ def test_result_round_trip(normal_run):
     assert d["config_hash"] == cfg.config_hash()
     assert len(d["points"]) == len(rows)
     assert set(d["suggestions"]) == {"steepest", "valley", "min_div_10"}
+
+
+def test_stored_run_is_recorded_and_reused(tmp_cache):
+    from lrviz.lr_finder import load_result, submit
+    from lrviz.store import RunStore
+    from lrviz.training.range_test import run_lr_find
+
+    store = RunStore()
+    cfg = RangeTestConfig.create(start_lr=1e-3, end_lr=1.0, steps=12, use_validation=True,
+                                 val_batches=1, val_every=4, **SMALL)
+    run_id, reused = submit(cfg, store)
+    assert not reused and store.get(run_id).kind == "lr_find"
+    assert store.get(run_id).status == "queued"
+    # the same test is not queued twice
+    assert submit(cfg, store) == (run_id, True)
+
+    result = run_lr_find(run_id, store)
+    assert store.get(run_id).status == result.status == "finished"
+    loaded = load_result(store, run_id)
+    np.testing.assert_array_equal(loaded.idx, [0, 4, 8, 11])
+    np.testing.assert_allclose(loaded.lrs, result.lrs)
+    np.testing.assert_allclose(loaded.smoothed, result.smoothed)
+    assert submit(cfg, store) == (run_id, True)
+
+
+def test_stored_run_fails_cleanly(tmp_cache, monkeypatch):
+    from lrviz.lr_finder import submit
+    from lrviz.store import RunStore
+    from lrviz.training import range_test
+
+    def boom(*a, **k):
+        raise RuntimeError("no data")
+
+    monkeypatch.setattr(range_test, "run_range_test", boom)
+    store = RunStore()
+    run_id, _ = submit(RangeTestConfig.create(steps=5, **SMALL), store)
+    assert range_test.run_lr_find(run_id, store) is None
+    info = store.get(run_id)
+    assert info.status == "failed" and "no data" in info.error

@@ -70,6 +70,7 @@ def run_range_test(cfg: RangeTestConfig, on_point: PointCallback | None = None,
         # Smith's variant: one fixed held-out set, the same images at every evaluation
         n_val = min(len(sample.x_val), cfg.val_batches * cfg.batch_size)
         x_val, y_val = sample.x_val[:n_val], sample.y_val[:n_val]
+        recorded = set(cfg.recorded_steps().tolist())
 
     smoother = Smoother(cfg.beta)
     best = math.inf
@@ -84,9 +85,8 @@ def run_range_test(cfg: RangeTestConfig, on_point: PointCallback | None = None,
             applied = float(optimizer.learning_rate.numpy())  # float32, what the step uses
             take = batches[step]
             loss = _scalar(model.train_on_batch(sample.x_train[take], sample.y_train[take]))
-            last = step == len(lrs) - 1
             if cfg.use_validation:
-                if step % cfg.val_every and not last:
+                if step not in recorded:
                     continue
                 loss = _scalar(model.test_on_batch(x_val, y_val))
             smoothed = smoother(loss)
@@ -116,36 +116,43 @@ def _scalar(value: Any) -> float:
 def run_lr_find(run_id: str, store: Any) -> RangeTestResult | None:
     """Run the stored ``kind='lr_find'`` run ``run_id`` and record it in ``store``.
 
-    Points go to the store as they arrive (``store.log_points`` when the store has it);
-    the run ends as finished, diverged, cancelled or failed with the error text.
+    Points go to ``store.log_points`` a few times a second (numbered 0, 1, ... in the
+    order recorded; ``lrviz.lr_finder.load_result`` maps them back to steps). The run
+    ends finished, diverged, cancelled, or failed with the error text. A run a worker
+    already claimed stays ``running``; a queued one is moved to running here.
     """
     info = store.get(run_id)
     cfg = RangeTestConfig.from_dict(info.config)
     if info.status == "queued":
-        store.set_status(run_id, "running")
-    log = getattr(store, "log_points", None)
+        store.set_status(run_id, "running", only_if="queued")
     pending: list[tuple[int, float, float, float]] = []
+    written = 0
     last_flush = time.monotonic()
 
+    def flush() -> None:
+        nonlocal written, last_flush
+        if pending:
+            _, lr, loss, smoothed = zip(*pending)
+            store.log_points(run_id, written, lr, loss, smoothed)
+            written += len(pending)
+            pending.clear()
+        last_flush = time.monotonic()
+
     def on_point(step: int, lr: float, loss: float, smoothed: float) -> None:
-        nonlocal last_flush
         pending.append((step, lr, loss, smoothed))
         # a few writes a second keep the live chart fresh without hammering SQLite
-        if log is not None and time.monotonic() - last_flush > 0.5:
-            log(run_id, list(pending))
-            pending.clear()
-            last_flush = time.monotonic()
+        if time.monotonic() - last_flush > 0.5:
+            flush()
 
     try:
         result = run_range_test(cfg, on_point, lambda: store.cancel_requested(run_id))
     except Exception as exc:  # a failed test is a stored status, not a crashed worker
-        if log is not None and pending:
-            log(run_id, list(pending))
-        store.set_status(run_id, "failed", error=f"{type(exc).__name__}: {exc}")
+        flush()
+        store.set_status(run_id, "failed", error=f"{type(exc).__name__}: {exc}",
+                         only_if=("queued", "running"))
         return None
-    if log is not None and pending:
-        log(run_id, list(pending))
-    store.set_status(run_id, result.status)
+    flush()
+    store.set_status(run_id, result.status, only_if=("queued", "running"))
     return result
 
 
