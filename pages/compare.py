@@ -1,0 +1,1 @@
+import streamlit as st; st.title("Compare"); st.info("The Compare page is being built.")
