@@ -44,9 +44,9 @@ def run_label(info: Any) -> str:
 def visible_runs(runs: Sequence[Any], recent: int = RECENT) -> list[Any]:
     """Running, then queued (oldest first), then the most recent others."""
     active = sorted((r for r in runs if r.status in ACTIVE),
-                    key=lambda r: (r.status != "running", str(r.created_at)))
+                    key=lambda r: (r.status != "running", r.created_at or 0.0))
     done = sorted((r for r in runs if r.status not in ACTIVE),
-                  key=lambda r: str(r.finished_at or r.created_at), reverse=True)
+                  key=lambda r: r.finished_at or r.created_at or 0.0, reverse=True)
     return active + done[:recent]
 
 
