@@ -132,6 +132,12 @@ def test_formula_and_keras_snippet_per_schedule():
     assert any("keras" in c.value for c in at.code)
 
 
+@pytest.fixture
+def quick_workers(monkeypatch):
+    """Workers the Train tests start exit as soon as the queue is empty."""
+    monkeypatch.setenv("LRVIZ_WORKER_IDLE_SECONDS", "0")
+
+
 def _tiny(at: AppTest) -> AppTest:
     at.number_input(key="lab.run.epochs").set_value(1)
     at.number_input(key="lab.run.train_size").set_value(100)
@@ -146,7 +152,7 @@ def _cancel_all(store: RunStore) -> None:
         executor.cancel(run.id)
 
 
-def test_train_queues_a_run_and_does_not_start_it_twice():
+def test_train_queues_a_run_and_does_not_start_it_twice(quick_workers):
     at = _tiny(_home())
     store = RunStore()
     try:
@@ -166,7 +172,7 @@ def test_train_queues_a_run_and_does_not_start_it_twice():
         _cancel_all(store)
 
 
-def test_finished_config_is_reused_and_can_be_trained_again():
+def test_finished_config_is_reused_and_can_be_trained_again(quick_workers):
     config = RunConfig.create("constant", {"lr": 0.01}, None, "sgd", None, epochs=1, train_size=100)
     store = RunStore()
     done = store.create_run(config, status="finished", name="cached-constant")

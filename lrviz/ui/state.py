@@ -44,7 +44,7 @@ def _store_for(path: str):
 def _executor_for(path: str, ray: str | None):
     from lrviz.jobs import get_executor
 
-    return get_executor()
+    return get_executor(_store_for(path))  # shares the page's store and its connections
 
 
 def store():
