@@ -439,3 +439,40 @@ def submit(cfg: RangeTestConfig, store: Any = None, *, retrain: bool = False) ->
     info, reused = store.create_or_reuse(cfg, retrain=retrain, kind="lr_find",
                                          name=cfg.label())
     return info.id, reused
+
+
+# --- taking a suggestion into a schedule -----------------------------------------------
+
+# The parameter a suggested LR becomes, for schedules whose name for "the top LR" is
+# not initial_lr. cyclic also gets base_lr = max_lr / 10 (Smith's usual ratio).
+_LR_PARAM = {"constant": "lr", "one_cycle": "max_lr", "cyclic": "max_lr",
+             "warmup_stable_decay": "peak_lr"}
+
+
+def schedule_targets() -> list[str]:
+    """Catalogue schedules a suggested LR can be taken into (all but ``custom``)."""
+    from lrviz.schedules import catalogue
+
+    return [name for name, spec in catalogue().items()
+            if _LR_PARAM.get(name) in {p.name for p in spec.params}
+            or "initial_lr" in {p.name for p in spec.params}]
+
+
+def schedule_params_for(schedule: str, lr: float) -> dict[str, float]:
+    """The schedule parameters a suggested ``lr`` sets.
+
+    ``initial_lr`` for most schedules; ``max_lr`` for one_cycle and cyclic (cyclic also
+    ``base_lr = max_lr / 10``); ``lr`` for constant; ``peak_lr`` for warmup_stable_decay.
+
+    Raises:
+        ParamError: ``schedule`` has no LR parameter (custom) or ``lr`` is refused.
+    """
+    if schedule not in schedule_targets():
+        raise ParamError("schedule", f"Argument `schedule` must be one of "
+                                     f"{', '.join(schedule_targets())}. Received: schedule={schedule!r}")
+    name = _LR_PARAM.get(schedule, "initial_lr")
+    lr = _P["end_lr"].coerce(lr)
+    params = {name: lr}
+    if schedule == "cyclic":
+        params["base_lr"] = lr / 10.0
+    return params
