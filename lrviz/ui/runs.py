@@ -35,7 +35,9 @@ def run_label(info: Any) -> str:
     key = info.config_hash
     if key not in _labels:
         try:
-            _labels[key] = RunConfig.from_dict(info.config).label()
+            # to_dict() writes validation_split=None when unused; from_dict wants it absent.
+            config = {k: v for k, v in info.config.items() if v is not None}
+            _labels[key] = RunConfig.from_dict(config).label()
         except Exception:  # a config from an older version still gets a card
             return info.name or info.id
     return _labels[key]
