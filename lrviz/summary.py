@@ -29,9 +29,13 @@ def _base_label(run: Any) -> str:
         return str(name)
     config = _config(run)
     try:
+        from dataclasses import fields
+
         from lrviz.config import RunConfig
 
-        return RunConfig.from_dict(config).label()
+        # the stored config is already validated; build it as is, only for its label
+        known = {f.name for f in fields(RunConfig)}
+        return RunConfig(**{k: v for k, v in config.items() if k in known}).label()
     except Exception:  # a config from an older catalogue still gets a readable label
         params = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
                            for k, v in sorted((config.get("schedule_params") or {}).items()))
