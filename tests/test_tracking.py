@@ -19,7 +19,7 @@ import pytest
 from lrviz.config import RunConfig
 from lrviz.optimizers import optimizer_params
 from lrviz.tracking import TrackedSink, flatten_config, tracked, tracking_settings
-from lrviz.tracking.neptune_sink import scrub_secrets
+from lrviz.tracking.neptune_sink import render_images, run_figures, scrub_secrets
 
 FAKE_KEY = "lrviz-FAKE-key-0123456789-do-not-leak"
 # A Neptune-shaped token (base64 JSON) naming a server nobody listens on.
@@ -134,10 +134,11 @@ def test_real_run_mirrors_to_neptune_offline_and_tensorboard(neptune_offline, tm
     assert assigned["parameters/schedule_params/drop_rate"] == 0.5
     assert assigned["parameters/train_size"] == 500
     assert assigned["lrviz/status"] == "finished"
-    tags = {t for op in ops if op["type"] == "AddStrings" and op["path"] == ["sys", "tags"] for t in op["values"]}
+    tags = {t for op in ops if op["type"] == "AddStrings" and op["path"] == ["sys", "tags"]
+            for t in op["values"]}
     assert tags == {"step", "sgd"}
     uploads = {op["path"][1]: op for op in ops if op["type"] == "UploadFile" and op["path"][0] == "charts"}
-    assert {"learning_rate", "loss", "accuracy"} <= uploads.keys()
+    assert uploads.keys() == {"learning_rate", "loss", "accuracy"}
     kind = tracking["neptune"]["images"]
     assert kind in ("png", "html")
     for op in uploads.values():
@@ -237,7 +238,8 @@ def test_exception_in_training_still_closes_trackers_and_propagates(tmp_cache, m
             1 / 0
     scalars = tensorboard_scalars(tmp_cache / "tensorboard" / "run-crash")
     assert scalars["metrics/loss"] == {1: pytest.approx(1.0)}
-    assert sink.tracking == {"tensorboard": {"path": str((tmp_cache / "tensorboard" / "run-crash").resolve())}}
+    logdir = (tmp_cache / "tensorboard" / "run-crash").resolve()
+    assert sink.tracking == {"tensorboard": {"path": str(logdir)}}
 
 
 def test_nothing_enabled_is_a_plain_pass_through(monkeypatch):
@@ -271,6 +273,31 @@ def test_settings_say_which_trackers_are_on_and_why(monkeypatch):
     monkeypatch.delenv("NEPTUNE_API_TOKEN")
     monkeypatch.setenv("LRVIZ_NEPTUNE", "1")
     assert tracking_settings()["neptune"]["mode"] == "offline"  # no token: files, not network
+
+
+def test_charts_show_training_against_validation_and_the_applied_lr():
+    sink = TrackedSink(MemorySink(), small_config(), "run-charts")
+    synthetic_run(sink, epochs=3, spe=5)
+    figures = run_figures(sink)
+    assert figures.keys() == {"learning_rate", "loss", "accuracy"}
+    loss = {trace.name.rsplit(" · ", 1)[1]: list(trace.y) for trace in figures["loss"].data}
+    np.testing.assert_allclose(loss["training"], [1.0, 0.5, 1 / 3])
+    np.testing.assert_allclose(loss["validation"], [1.2, 0.6, 0.4])
+    lr_trace = figures["learning_rate"].data[0]
+    np.testing.assert_allclose(lr_trace.y[[0, -1]], [0.1, 0.1 / 3])
+
+
+def test_charts_fall_back_to_html_when_png_export_fails(monkeypatch):
+    import kaleido
+    import plotly.graph_objects as go
+
+    def no_browser(*args, **kwargs):
+        raise RuntimeError("Chromium not found")
+
+    monkeypatch.setattr(kaleido, "write_fig_from_object_sync", no_browser)
+    images, kind, why = render_images({"loss": go.Figure(go.Scatter(y=[3.0, 2.0]))})
+    assert kind == "html" and "Chromium not found" in why
+    assert b"plotly" in images["loss"] and b"<html" in images["loss"]
 
 
 def test_flatten_config_gives_scalar_parameters():

@@ -26,7 +26,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from lrviz.tracking.neptune_sink import NeptuneTracker, neptune_settings, scrub_secrets
+from lrviz.tracking.neptune_sink import NeptuneTracker, neptune_settings, scrub_secrets, short_error
 from lrviz.tracking.tensorboard_sink import TensorBoardTracker, tensorboard_settings
 
 __all__ = ["TrackedSink", "tracked", "tracking_settings", "flatten_config"]
@@ -156,7 +156,7 @@ class TrackedSink:
         try:
             return getattr(tracker, method)(*args)
         except Exception as exc:  # noqa: BLE001 - tracking must never break training
-            message = scrub_secrets(f"{method}: {type(exc).__name__}: {exc}".strip())
+            message = f"{method}: {short_error(exc)}"
             _log.warning("%s tracking switched off for run %s: %s", tracker.name, self.run_id, message)
             self._record(tracker.name, {"error": message})
             if tracker in self._trackers:

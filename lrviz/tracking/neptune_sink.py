@@ -2,12 +2,14 @@
 
 A run sends its config as ``parameters``, its schedule and optimizer as ``sys/tags``,
 per-epoch metrics under ``metrics/`` (step = epoch) and, at the end, the LR chart and the
-loss/accuracy charts under ``charts/`` (PNG through Kaleido; HTML when no browser can
-render PNG). Neptune's own environment variables decide where it goes:
-``NEPTUNE_MODE`` (default: ``async`` with a token and a project, else ``offline``),
-``NEPTUNE_PROJECT``, ``NEPTUNE_API_TOKEN`` and ``NEPTUNE_DATA_DIRECTORY`` (lrviz defaults
-it to ``<cache>/neptune`` so offline runs sit beside the run cache; upload them later
-with ``neptune sync --path <cache>``).
+loss and accuracy charts (training vs validation) under ``charts/`` (PNG through Kaleido;
+HTML when no browser can render PNG).
+
+Neptune's own environment variables decide where it goes: ``NEPTUNE_MODE`` (default:
+``async`` with a token and a project, else ``offline``), ``NEPTUNE_PROJECT``,
+``NEPTUNE_API_TOKEN`` and ``NEPTUNE_DATA_DIRECTORY``. lrviz defaults the last to
+``<cache>/.neptune``, so offline runs sit beside the run cache and
+``neptune sync --path <cache>`` uploads them later.
 
 ``neptune`` is imported lazily: it costs seconds and most runs do not track.
 """
@@ -19,6 +21,7 @@ import importlib.util
 import json
 import math
 import os
+import re
 import tempfile
 import threading
 from pathlib import Path
@@ -29,7 +32,7 @@ from lrviz.tracking._common import env_flag
 
 MODES = ("async", "sync", "offline", "debug")
 DEFAULT_TIMEOUT = 5.0  # seconds Neptune may take to open or close a run before we give up
-CHART_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
+CHART_METRICS = ("loss", "accuracy")
 
 
 def neptune_settings() -> dict[str, Any]:
@@ -53,7 +56,7 @@ def neptune_settings() -> dict[str, Any]:
         "project": project,
         "token_set": token_set,
         "data_directory": str(Path(os.environ.get("NEPTUNE_DATA_DIRECTORY")
-                                   or cache_dir() / "neptune").resolve()),
+                                   or cache_dir() / ".neptune").resolve()),
         "installed": importlib.util.find_spec("neptune") is not None,
     }
 
@@ -78,6 +81,23 @@ def scrub_secrets(text: str) -> str:
     return text
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def short_error(exc: BaseException) -> str:
+    """One line for the Runs page: Neptune's errors are coloured, page-long help texts.
+
+    Keeps the exception's name and its first two sentences of text, token scrubbed.
+    """
+    lines = [line.strip() for line in _ANSI.sub("", str(exc)).splitlines()]
+    text = " ".join(line for line in lines if line and not line.startswith("---"))
+    sentences = re.split(r"(?<=[.!?])\s+", text)
+    summary = " ".join(sentences[:2])
+    if len(summary) > 300:
+        summary = summary[:297] + "..."
+    return scrub_secrets(f"{type(exc).__name__}: {summary}".strip().rstrip(":"))
+
+
 class NeptuneTracker:
     """One Neptune run per lrviz run. Each method may raise; ``TrackedSink`` contains it."""
 
@@ -91,6 +111,7 @@ class NeptuneTracker:
         self.timeout = timeout if timeout is not None else float(
             os.environ.get("LRVIZ_NEPTUNE_TIMEOUT") or DEFAULT_TIMEOUT)
         self.mode = "offline"
+        self.data_directory = ""
         self._run: Any = None
         self._abandoned = False
 
@@ -101,8 +122,7 @@ class NeptuneTracker:
         if self.mode not in MODES:
             raise ValueError(f"NEPTUNE_MODE must be one of {', '.join(MODES)}. "
                              f"Received: NEPTUNE_MODE={self.mode!r}")
-        # Neptune reads this when it opens the run; default it into lrviz's cache.
-        os.environ.setdefault("NEPTUNE_DATA_DIRECTORY", settings["data_directory"])
+        self.data_directory = settings["data_directory"]
         run = self._run = self._open_run()
         run["parameters"] = self.params
         tags = [str(getattr(self.config, key, None) or self.params.get(key, "")) for key in
@@ -143,6 +163,17 @@ class NeptuneTracker:
 
     # -- Neptune calls ---------------------------------------------------------------
     def _open_run(self) -> Any:
+        # Neptune reads its data folder from the environment when it opens a run; lend it
+        # lrviz's default for that moment only, so the process environment is left as found.
+        saved = os.environ.get("NEPTUNE_DATA_DIRECTORY")
+        os.environ["NEPTUNE_DATA_DIRECTORY"] = self.data_directory
+        try:
+            return self._init_run()
+        finally:
+            if saved is None:
+                os.environ.pop("NEPTUNE_DATA_DIRECTORY", None)
+
+    def _init_run(self) -> Any:
         """``neptune.init_run`` bounded by ``timeout``: Neptune retries for a minute."""
         import neptune
 
@@ -185,7 +216,7 @@ class NeptuneTracker:
         processor = getattr(self._run, "_op_processor", None)
         path = getattr(processor, "data_path", None)
         if path is None:  # private attribute moved: find the folder by the run's id
-            root = Path(os.environ["NEPTUNE_DATA_DIRECTORY"]) / self.mode
+            root = Path(self.data_directory) / self.mode
             matches = sorted(root.glob(f"run__{self._run._id}__*"))
             path = matches[-1] if matches else root
         return str(Path(path).resolve())
@@ -199,7 +230,10 @@ def _label(config: Any, run_id: str) -> str:
 
 
 def run_figures(sink: Any) -> dict[str, Any]:
-    """The run's LR chart and metric charts, drawn by ``lrviz.charts`` like the app's."""
+    """The run's LR chart and its loss and accuracy charts (training vs validation),
+    drawn by ``lrviz.charts`` so they look like the app's."""
+    import pandas as pd
+
     from lrviz import charts
 
     label = _label(sink.config, sink.run_id)
@@ -209,10 +243,16 @@ def run_figures(sink: Any) -> dict[str, Any]:
         spe = getattr(sink.config, "steps_per_epoch", None) or len(lrs)
         figures["learning_rate"] = charts.lr_figure({label: charts.curve_frame(lrs, spe)}, x="epoch")
     history = sink.history()
-    if len(history):
-        for metric in CHART_METRICS:
-            if history[metric].notna().any():
-                figures[metric] = charts.metric_figure(history, metric, {sink.run_id: label})
+    for metric in CHART_METRICS:
+        # Training and validation as two "runs" of one chart: the article's loss/accuracy plots.
+        parts = [pd.DataFrame({"run_id": part, "epoch": history["epoch"], metric: history[column],
+                               "seconds": history["seconds"]})
+                 for part, column in (("training", metric), ("validation", f"val_{metric}"))
+                 if history[column].notna().any()]
+        if parts:
+            frame = pd.concat(parts, ignore_index=True)
+            names = {part: f"{label} · {part}" for part in frame["run_id"].unique()}
+            figures[metric] = charts.metric_figure(frame, metric, names)
     return figures
 
 
@@ -235,7 +275,7 @@ def render_images(figures: dict[str, Any]) -> tuple[dict[str, bytes], str, str |
     except Exception as exc:  # noqa: BLE001 - no Chromium here: HTML still carries the chart
         html = {name: fig.to_html(include_plotlyjs="cdn", full_html=True).encode()
                 for name, fig in figures.items()}
-        return html, "html", f"PNG export failed ({type(exc).__name__}: {exc}); uploaded HTML"
+        return html, "html", f"PNG export failed ({short_error(exc)}); uploaded HTML"
 
 
 def upload_charts(run: Any, sink: Any) -> dict[str, Any]:
@@ -254,4 +294,4 @@ def upload_charts(run: Any, sink: Any) -> dict[str, Any]:
             info["images_note"] = why
         return info
     except Exception as exc:  # noqa: BLE001 - metrics are already mirrored; keep them
-        return {"images": "none", "images_error": f"{type(exc).__name__}: {exc}"}
+        return {"images": "none", "images_error": short_error(exc)}
