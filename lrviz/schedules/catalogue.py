@@ -162,20 +162,22 @@ def _cosine(s, p, h):
 def _cosine_restarts(s, p, h):
     first = h.steps(p["first_cycle_epochs"])
     t_mul, frac = p["t_mul"], s / first
-    if t_mul == 1.0:
-        i = np.floor(frac)
-        done = 0.0 * frac + i
-    else:
-        # Cycle i starts at (t_mul**i - 1) / (t_mul - 1) first-cycle lengths. The log gives
-        # i; the two corrections fix float rounding exactly at a restart.
-        i = np.floor(np.log1p(frac * (t_mul - 1.0)) / np.log(t_mul))
-        start = lambda k: (t_mul ** k - 1.0) / (t_mul - 1.0)  # noqa: E731
-        i = np.where(start(i + 1) <= frac, i + 1, i)
-        i = np.where(start(i) > frac, i - 1, i)
-        done = start(i)
-    pos = (frac - done) / t_mul ** i
-    top = p["min_lr"] + (p["initial_lr"] - p["min_lr"]) * p["m_mul"] ** i
+    # Cycle k starts at (t_mul**k - 1) / (t_mul - 1) first-cycle lengths (k when t_mul = 1).
+    # The few starts inside the horizon are tabulated and looked up, so restarts land on
+    # exactly the step they belong to (no log/floor rounding) and the pass stays cheap.
+    k = np.arange(_cycles_needed(h.n / first, t_mul) + 1, dtype=np.float64)
+    starts = k if t_mul == 1.0 else (t_mul ** k - 1.0) / (t_mul - 1.0)
+    i = np.searchsorted(starts, frac, side="right") - 1
+    pos = (frac - starts[i]) / (t_mul ** k)[i]
+    top = (p["min_lr"] + (p["initial_lr"] - p["min_lr"]) * p["m_mul"] ** k)[i]
     return _cosine_part(pos, top, p["min_lr"])
+
+
+def _cycles_needed(span: float, t_mul: float) -> int:
+    """How many cycles start within ``span`` first-cycle lengths."""
+    if t_mul == 1.0:
+        return int(math.ceil(span)) + 1
+    return int(math.ceil(math.log1p(span * (t_mul - 1.0)) / math.log(t_mul))) + 1
 
 
 def _cyclic(s, p, h):
@@ -203,11 +205,12 @@ def _one_cycle(s, p, h):
     low = initial / p["final_div_factor"]
     up_end = p["pct_start"] * h.n - h.unit
     # Degenerate phases (a run of one or two units) go straight to the phase's end.
-    pct_up = s / up_end if up_end > 0 else np.ones_like(s)
-    pct_down = (s - up_end) / (h.last - up_end) if h.last > up_end else np.ones_like(s)
-    rising = s <= up_end
-    return np.where(rising, _anneal(initial, p["max_lr"], pct_up, p["anneal"]),
-                    _anneal(p["max_lr"], low, pct_down, p["anneal"]))
+    rise = int(np.searchsorted(s, up_end, side="right"))  # s is sorted: the rise is a prefix
+    up, down = s[:rise], s[rise:]
+    pct_up = up / up_end if up_end > 0 else np.ones_like(up)
+    pct_down = (down - up_end) / (h.last - up_end) if h.last > up_end else np.ones_like(down)
+    return np.concatenate((_anneal(initial, p["max_lr"], pct_up, p["anneal"]),
+                           _anneal(p["max_lr"], low, pct_down, p["anneal"])))
 
 
 def _wsd(s, p, h):
