@@ -108,16 +108,34 @@ def neptune_offline(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_real_run_mirrors_to_neptune_offline_and_tensorboard(neptune_offline, tmp_cache, monkeypatch):
+    from lrviz.store import RunStore, StoreSink
     from lrviz.training import run_training
 
     monkeypatch.setenv("LRVIZ_TENSORBOARD", "1")
-    store, inner, config = RecordingStore(), MemorySink(), small_config(epochs=2)
-    with tracked(inner, config, "run-neptune-1", store) as sink:
+    config = small_config(epochs=2)
+    store = RunStore()
+    run_id = store.create_run(config, status="running")
+    inner = MemorySink()
+
+    class Both(StoreSink):  # the real cache sink, plus a copy of what it was sent
+        def on_epoch(self, *args):
+            super().on_epoch(*args)
+            inner.on_epoch(*args)
+
+        def on_step_lr(self, *args):
+            super().on_step_lr(*args)
+            inner.on_step_lr(*args)
+
+    with tracked(Both(store, run_id), config, run_id, store) as sink:
         outcome = run_training(config, sink)
         sink.finish(outcome.status)
+    store.set_status(run_id, outcome.status)
 
     assert outcome.status == "finished" and len(inner.epochs) == 2  # training untouched
-    tracking = store.tracking["run-neptune-1"]
+    info = store.get(run_id)
+    assert info.status == "finished" and info.epochs_done == 2
+    assert list(store.history([run_id])["epoch"]) == [1, 2]  # the local cache is complete
+    tracking = info.tracking
     assert "error" not in tracking["neptune"] and "error" not in tracking["tensorboard"]
     assert tracking["neptune"]["mode"] == "offline"
     folder = Path(tracking["neptune"]["path"])
@@ -157,9 +175,11 @@ def test_real_run_mirrors_to_neptune_offline_and_tensorboard(neptune_offline, tm
     assert sorted(scalars["lr/step"]) == list(range(2 * config.steps_per_epoch))
     np.testing.assert_allclose([scalars["lr/step"][s] for s in range(len(step_lrs))], step_lrs, rtol=1e-6)
 
-    # The token (and the key inside it) is nowhere: tracking info, Neptune's files.
+    # The token (and the key inside it) is nowhere: tracking info, the store, Neptune's files.
     assert FAKE_KEY not in json.dumps(tracking) and FAKE_TOKEN not in json.dumps(tracking)
-    for path in folder.rglob("*"):
+    store_files = list(store.path.parent.glob(store.path.name + "*"))
+    assert store.path in store_files
+    for path in [*store_files, *folder.rglob("*")]:
         if path.is_file():
             data = path.read_bytes()
             assert FAKE_KEY.encode() not in data and FAKE_TOKEN.encode() not in data, path
