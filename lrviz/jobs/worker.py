@@ -136,7 +136,10 @@ class Worker:
         try:
             from lrviz.config import RunConfig
 
-            configs = [RunConfig.from_dict(r.config) for r in runs]
+            # to_dict() writes unused fields (validation_split without a split) as None;
+            # leaving them out lets from_dict fill its defaults instead of refusing None.
+            configs = [RunConfig.from_dict({k: v for k, v in r.config.items() if v is not None})
+                       for r in runs]
             with contextlib.ExitStack() as stack:
                 sinks = [stack.enter_context(_sink(self.store, r.id, c)) for r, c in zip(runs, configs)]
                 if len(runs) == 1:
