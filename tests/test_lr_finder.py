@@ -195,3 +195,56 @@ class TestConfig:
     def test_bad_optimizer(self):
         with pytest.raises(ParamError, match="`optimizer`"):
             RangeTestConfig.create("lion")
+
+
+class TestIntoSchedule:
+    def test_mapping(self):
+        from lrviz.lr_finder import schedule_params_for, schedule_targets
+
+        assert schedule_params_for("cyclic", 0.2) == {"max_lr": 0.2, "base_lr": pytest.approx(0.02)}
+        assert schedule_params_for("one_cycle", 0.2) == {"max_lr": 0.2}
+        assert schedule_params_for("cosine", 0.2) == {"initial_lr": 0.2}
+        assert schedule_params_for("constant", 0.2) == {"lr": 0.2}
+        assert "custom" not in schedule_targets()
+        with pytest.raises(ParamError, match="`schedule`"):
+            schedule_params_for("custom", 0.2)
+
+    def test_every_target_builds(self):
+        from lrviz.lr_finder import schedule_params_for, schedule_targets
+        from lrviz.schedules import build
+
+        for name in schedule_targets():
+            params = schedule_params_for(name, 0.05)
+            assert build(name, params).params.items() >= params.items()
+
+
+def test_chart_marks_and_data():
+    from lrviz.charts_lr_finder import lr_finder_data, lr_finder_figure
+    from lrviz.lr_finder import RangeTestResult
+
+    cfg = RangeTestConfig.create(start_lr=1e-4, end_lr=10.0, steps=60, train_size=1000)
+    lrs = ramp(1e-4, 10.0, 60)[:50]
+    x = np.log10(lrs)
+    loss = 2.3 - np.tanh(2 * (x + 2)) + np.where(x > -0.5, 80 * (x + 0.5) ** 2, 0)
+    rows = np.column_stack([np.arange(50), lrs, loss, smooth(loss)])
+    result = RangeTestResult.from_points(cfg, rows, "diverged")
+    fig = lr_finder_figure(result)
+    names = [t.name for t in fig.data]
+    for mark in ("steepest", "valley", "min_div_10", "diverged"):
+        assert any(n.startswith(mark) for n in names)
+    assert fig.layout.xaxis.type == "log"
+    data = lr_finder_data(result)
+    assert list(data.columns) == ["step", "lr", "loss", "smoothed", "mark"]
+    assert data["mark"].iloc[-1].endswith("diverged")
+    for name, s in result.suggestions().items():
+        assert f"{name}=" in data["mark"].iloc[s.index]
+
+
+def test_core_imports_neither_tensorflow_nor_streamlit():
+    import subprocess
+    import sys
+
+    code = ("import sys, lrviz.lr_finder, lrviz.charts_lr_finder, lrviz.cli.find_lr_cmd; "
+            "print([m for m in ('tensorflow', 'keras', 'streamlit') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
