@@ -308,16 +308,14 @@ def test_charts_show_training_against_validation_and_the_applied_lr():
 
 
 def test_charts_fall_back_to_html_when_png_export_fails(monkeypatch):
-    import kaleido
     import plotly.graph_objects as go
 
-    def no_browser(*args, **kwargs):
-        raise RuntimeError("Chromium not found")
+    from lrviz import export
 
-    monkeypatch.setattr(kaleido, "write_fig_from_object_sync", no_browser)
-    images, kind, why = render_images({"loss": go.Figure(go.Scatter(y=[3.0, 2.0]))})
-    assert kind == "html" and "Chromium not found" in why
-    assert b"plotly" in images["loss"] and b"<html" in images["loss"]
+    monkeypatch.setattr(export, "chromium_path", lambda: None)  # as on a box without Chromium
+    images, kind, why = render_images({"loss": go.Figure(go.Scatter(y=[3.0, 2.5]))})
+    assert kind == "html" and "Chromium" in why
+    assert b"<html" in images["loss"] and b"2.5" in images["loss"]
 
 
 def test_flatten_config_gives_scalar_parameters():
@@ -331,3 +329,14 @@ def test_flatten_config_gives_scalar_parameters():
 def test_scrub_secrets_hides_the_token_and_its_key(monkeypatch):
     monkeypatch.setenv("NEPTUNE_API_TOKEN", FAKE_TOKEN)
     assert scrub_secrets(f"a {FAKE_TOKEN} b {FAKE_KEY}") == "a *** b ***"
+
+
+def test_importing_tracking_loads_neither_tensorflow_nor_neptune():
+    import subprocess
+    import sys
+
+    code = ("import sys, lrviz.tracking; "
+            "print(sorted(m for m in ('tensorflow', 'keras', 'neptune', 'streamlit') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parent.parent)
+    assert out.stdout.strip() == "[]"

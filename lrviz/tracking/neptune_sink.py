@@ -2,8 +2,8 @@
 
 A run sends its config as ``parameters``, its schedule and optimizer as ``sys/tags``,
 per-epoch metrics under ``metrics/`` (step = epoch) and, at the end, the LR chart and the
-loss and accuracy charts (training vs validation) under ``charts/`` (PNG through Kaleido;
-HTML when no browser can render PNG).
+loss and accuracy charts (training vs validation) under ``charts/`` (PNG through
+``lrviz.export``; self-contained HTML when there is no Chromium for PNG).
 
 Neptune's own environment variables decide where it goes: ``NEPTUNE_MODE`` (default:
 ``async`` with a token and a project, else ``offline``), ``NEPTUNE_PROJECT``,
@@ -22,7 +22,6 @@ import json
 import math
 import os
 import re
-import tempfile
 import threading
 from pathlib import Path
 from typing import Any
@@ -257,24 +256,20 @@ def run_figures(sink: Any) -> dict[str, Any]:
 
 
 def render_images(figures: dict[str, Any]) -> tuple[dict[str, bytes], str, str | None]:
-    """PNG bytes per figure via Kaleido (one browser for all), else standalone HTML.
+    """PNG bytes per figure through ``lrviz.export`` (one Chromium for all of them), or
+    self-contained HTML pages when PNG cannot be made here.
 
     Returns (images, "png"|"html", why PNG failed or None).
     """
-    try:
-        import kaleido
+    from lrviz import export
 
-        with tempfile.TemporaryDirectory(prefix="lrviz-charts-") as tmp:
-            paths = {name: Path(tmp) / f"{name}.png" for name in figures}
-            kaleido.write_fig_from_object_sync(
-                [{"fig": fig, "path": paths[name], "opts": {"format": "png", "width": 900, "height": 500}}
-                 for name, fig in figures.items()],
-                cancel_on_error=True,
-            )
-            return {name: path.read_bytes() for name, path in paths.items()}, "png", None
+    try:
+        with export.image_session() as available:
+            if not available:
+                raise export.ExportUnavailable(export.NO_BROWSER)
+            return {name: export.figure_image(fig, "png") for name, fig in figures.items()}, "png", None
     except Exception as exc:  # noqa: BLE001 - no Chromium here: HTML still carries the chart
-        html = {name: fig.to_html(include_plotlyjs="cdn", full_html=True).encode()
-                for name, fig in figures.items()}
+        html = {name: export.figure_html(fig) for name, fig in figures.items()}
         return html, "html", f"PNG export failed ({short_error(exc)}); uploaded HTML"
 
 
