@@ -162,11 +162,15 @@ def _cosine(s, p, h):
 def _cosine_restarts(s, p, h):
     first = h.steps(p["first_cycle_epochs"])
     t_mul, frac = p["t_mul"], s / first
-    # Cycle k starts at (t_mul**k - 1) / (t_mul - 1) first-cycle lengths (k when t_mul = 1).
+    if t_mul == 1.0:  # equal cycles: no table needed (it could be millions of cycles long)
+        i = np.floor(frac)
+        top = p["min_lr"] + (p["initial_lr"] - p["min_lr"]) * p["m_mul"] ** i
+        return _cosine_part(frac - i, top, p["min_lr"])
+    # Cycle k starts at (t_mul**k - 1) / (t_mul - 1) first-cycle lengths.
     # The few starts inside the horizon are tabulated and looked up, so restarts land on
     # exactly the step they belong to (no log/floor rounding) and the pass stays cheap.
     k = np.arange(_cycles_needed(h.n / first, t_mul) + 1, dtype=np.float64)
-    starts = k if t_mul == 1.0 else (t_mul ** k - 1.0) / (t_mul - 1.0)
+    starts = (t_mul ** k - 1.0) / (t_mul - 1.0)
     i = np.searchsorted(starts, frac, side="right") - 1
     pos = (frac - starts[i]) / (t_mul ** k)[i]
     top = (p["min_lr"] + (p["initial_lr"] - p["min_lr"]) * p["m_mul"] ** k)[i]
@@ -174,9 +178,7 @@ def _cosine_restarts(s, p, h):
 
 
 def _cycles_needed(span: float, t_mul: float) -> int:
-    """How many cycles start within ``span`` first-cycle lengths."""
-    if t_mul == 1.0:
-        return int(math.ceil(span)) + 1
+    """How many cycles (t_mul > 1) start within ``span`` first-cycle lengths."""
     return int(math.ceil(math.log1p(span * (t_mul - 1.0)) / math.log(t_mul))) + 1
 
 
