@@ -277,7 +277,11 @@ def test_real_runs_in_a_warm_worker_finish_and_diverge(store):
     _real_or_skip()
     executor = LocalExecutor(store, max_concurrent=1, idle_timeout=2.0)
     good = executor.submit(_config(epochs=2, train_size=1000))
-    bad = executor.submit(_config(epochs=2, lr=1e6, train_size=1000))  # explodes to NaN at once
+    from lrviz.config import RunConfig
+
+    huge = RunConfig.create("custom", {"expression": "1000 + 0 * t"}, None, "sgd", {}, epochs=2,
+                            train_size=1000)
+    bad = executor.submit(huge)  # LR 1000: the loss explodes to NaN in the first epoch
     assert _wait_status(store, good.run_id, ("finished", "failed"), 240) == "finished", \
         store.get(good.run_id).error
     history = store.history(good.run_id)
