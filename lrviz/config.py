@@ -12,7 +12,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping
 
-from lrviz.optimizers import optimizer_params
+from lrviz.optimizers import optimizer_params as _optimizer_params
 from lrviz.params import Param, ParamError, coerce_all
 
 MAX_TOTAL_STEPS = 5_000_000  # epochs x steps per epoch; refuses 10**9 epochs up front
@@ -63,7 +63,7 @@ class RunConfig:
         from lrviz.schedules import build  # numpy only; no TensorFlow
 
         sched = build(schedule, schedule_params, granularity)
-        opt = optimizer_params(optimizer, optimizer_params)
+        opt = _optimizer_params(optimizer, optimizer_params)
         settings = coerce_all(RUN_PARAMS, run, "A run")
         settings["hidden"] = tuple(int(h) for h in settings["hidden"])
         if not settings["hidden"]:
