@@ -206,6 +206,22 @@ def test_unreachable_neptune_is_recorded_and_training_goes_on(monkeypatch, tmp_c
     assert FAKE_KEY not in json.dumps(store.tracking) and FAKE_TOKEN not in json.dumps(store.tracking)
 
 
+@pytest.mark.parametrize("env, fragment", [
+    ({"NEPTUNE_MODE": "turbo"},
+     "NEPTUNE_MODE must be one of async, sync, offline. Received: NEPTUNE_MODE='turbo'"),
+    ({"LRVIZ_NEPTUNE_TIMEOUT": "soon"}, "LRVIZ_NEPTUNE_TIMEOUT must be a number of seconds"),
+])
+def test_bad_neptune_settings_are_recorded_not_raised(monkeypatch, env, fragment):
+    monkeypatch.setenv("LRVIZ_NEPTUNE", "1")
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    store, inner = RecordingStore(), MemorySink()
+    with tracked(inner, small_config(), "run-bad", store) as sink:
+        synthetic_run(sink, epochs=2)
+    assert len(inner.epochs) == 2
+    assert fragment in store.tracking["run-bad"]["neptune"]["error"]
+
+
 class ExplodingTracker:
     """Fails on its second epoch; counts what reached it afterwards."""
 

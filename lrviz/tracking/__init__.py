@@ -22,10 +22,11 @@ Usage in a worker::
 from __future__ import annotations
 
 import logging
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
+from lrviz.tracking._common import flatten_config
 from lrviz.tracking.neptune_sink import NeptuneTracker, neptune_settings, scrub_secrets, short_error
 from lrviz.tracking.tensorboard_sink import TensorBoardTracker, tensorboard_settings
 
@@ -39,24 +40,6 @@ METRICS = ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate")
 def tracking_settings() -> dict[str, dict[str, Any]]:
     """Which trackers are on and why, for the UI. Never contains the API token."""
     return {"neptune": neptune_settings(), "tensorboard": tensorboard_settings()}
-
-
-def flatten_config(config: Any) -> dict[str, Any]:
-    """A run config as flat ``a/b`` keys with Neptune-safe values (lists and None as text)."""
-    data = config.to_dict() if hasattr(config, "to_dict") else dict(config)
-    flat: dict[str, Any] = {}
-
-    def walk(prefix: str, value: Any) -> None:
-        if isinstance(value, Mapping):
-            for key, sub in value.items():
-                walk(f"{prefix}/{key}" if prefix else str(key), sub)
-        elif isinstance(value, (bool, int, float, str)):
-            flat[prefix] = value
-        else:  # lists, tuples, None: trackers take scalars only
-            flat[prefix] = str(list(value)) if isinstance(value, (list, tuple)) else str(value)
-
-    walk("", data)
-    return flat
 
 
 class TrackedSink:
@@ -187,7 +170,7 @@ def tracked(sink: Any, config: Any, run_id: str, store: Any = None) -> TrackedSi
     """
     trackers: list = []
     if neptune_settings()["enabled"]:
-        trackers.append(NeptuneTracker(config, run_id, flatten_config(config)))
+        trackers.append(NeptuneTracker(config, run_id))
     if tensorboard_settings()["enabled"]:
         trackers.append(TensorBoardTracker(run_id, steps_per_epoch=_spe(config)))
     return TrackedSink(sink, config, run_id, store, trackers)

@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from lrviz.settings import cache_dir
-from lrviz.tracking._common import env_flag
+from lrviz.tracking._common import env_flag, flatten_config
 
-MODES = ("async", "sync", "offline", "debug")
+MODES = ("async", "sync", "offline")
 DEFAULT_TIMEOUT = 5.0  # seconds Neptune may take to open or close a run before we give up
 CHART_METRICS = ("loss", "accuracy")
 
@@ -102,13 +102,11 @@ class NeptuneTracker:
 
     name = "neptune"
 
-    def __init__(self, config: Any, run_id: str, params: dict[str, Any], *,
-                 timeout: float | None = None) -> None:
+    def __init__(self, config: Any, run_id: str, *, timeout: float | None = None) -> None:
         self.config = config
         self.run_id = run_id
-        self.params = params
-        self.timeout = timeout if timeout is not None else float(
-            os.environ.get("LRVIZ_NEPTUNE_TIMEOUT") or DEFAULT_TIMEOUT)
+        self.params: dict[str, Any] = {}
+        self.timeout = timeout
         self.mode = "offline"
         self.data_directory = ""
         self._run: Any = None
@@ -117,11 +115,19 @@ class NeptuneTracker:
     # -- lifecycle -----------------------------------------------------------------
     def start(self) -> dict[str, Any]:
         settings = neptune_settings()
+        if self.timeout is None:  # read here, not in __init__: a typo is reported, not raised
+            raw = os.environ.get("LRVIZ_NEPTUNE_TIMEOUT") or str(DEFAULT_TIMEOUT)
+            try:
+                self.timeout = float(raw)
+            except ValueError:
+                raise ValueError("LRVIZ_NEPTUNE_TIMEOUT must be a number of seconds. "
+                                 f"Received: LRVIZ_NEPTUNE_TIMEOUT={raw!r}") from None
         self.mode = settings["mode"]
         if self.mode not in MODES:
             raise ValueError(f"NEPTUNE_MODE must be one of {', '.join(MODES)}. "
                              f"Received: NEPTUNE_MODE={self.mode!r}")
         self.data_directory = settings["data_directory"]
+        self.params = flatten_config(self.config)
         run = self._run = self._open_run()
         run["parameters"] = self.params
         tags = [str(getattr(self.config, key, None) or self.params.get(key, "")) for key in
@@ -129,7 +135,7 @@ class NeptuneTracker:
         run["sys/tags"].add([t for t in tags if t])
         run["lrviz/run_id"] = self.run_id
         info: dict[str, Any] = {"mode": self.mode}
-        if self.mode in ("offline", "debug"):
+        if self.mode == "offline":
             info["path"] = self._offline_path()
         else:
             info["url"] = run.get_url()

@@ -79,10 +79,11 @@ class TensorBoardTracker:
     def __init__(self, run_id: str, *, steps_per_epoch: int | None = None) -> None:
         self.run_id = run_id
         self.steps_per_epoch = steps_per_epoch
-        self.logdir = tensorboard_dir() / run_id
+        self.logdir: Path | None = None
         self._writer: EventWriter | None = None
 
     def start(self) -> dict[str, Any]:
+        self.logdir = tensorboard_dir() / self.run_id
         self._writer = EventWriter(self.logdir)
         return {"path": str(self.logdir.resolve())}
 
