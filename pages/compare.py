@@ -1,1 +1,8 @@
-import streamlit as st; st.title("Compare"); st.info("The Compare page is being built.")
+"""Compare: pick runs from a table of summaries, overlay or tile their curves, export."""
+
+import streamlit as st
+
+from lrviz.ui import compare
+
+st.title("Compare")
+compare.page()
