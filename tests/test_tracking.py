@@ -17,7 +17,6 @@ import numpy as np
 import pytest
 
 from lrviz.config import RunConfig
-from lrviz.optimizers import optimizer_params
 from lrviz.tracking import TrackedSink, flatten_config, tracked, tracking_settings
 from lrviz.tracking.neptune_sink import render_images, run_figures, scrub_secrets
 
@@ -57,12 +56,10 @@ class RecordingStore:
 
 
 def small_config(epochs: int = 2) -> RunConfig:
-    # Built field by field: a complete, valid config of the article's model, made tiny.
-    return RunConfig(schedule="step", schedule_params={"initial_lr": 0.1, "drop_rate": 0.5,
-                                                       "epochs_drop": 1},
-                     granularity="epoch", optimizer="sgd",
-                     optimizer_params=optimizer_params("sgd", {}), epochs=epochs,
-                     batch_size=100, train_size=500, hidden=(32,))
+    """The article's model, made tiny: 500 images, batches of 100, one hidden layer."""
+    return RunConfig.create("step", {"initial_lr": 0.1, "drop_rate": 0.5, "epochs_drop": 1},
+                            optimizer="sgd", epochs=epochs, batch_size=100, train_size=500,
+                            hidden=[32])
 
 
 def synthetic_run(sink, epochs: int = 3, spe: int = 5) -> None:
