@@ -20,7 +20,7 @@ from lrviz.optimizers import OPTIMIZERS, optimizer_params
 from lrviz.params import ParamError
 from lrviz.schedules import GRANULARITIES, build, catalogue, keras_snippet, lr_curve
 from lrviz.ui.state import init
-from lrviz.ui.widgets import param_form, param_input
+from lrviz.ui.widgets import param_form, param_input, show_error
 
 DEFAULT_SCHEDULES = ("constant", "keras_legacy_decay", "step", "exponential")
 _MAIN_SETTINGS = ("epochs", "train_size", "batch_size")
@@ -70,24 +70,20 @@ def run_settings() -> RunSettings:
     shows the steps per epoch they make."""
     cols = st.columns([1, 1, 1, 1])
     raw: dict[str, Any] = {}
-    slots = {}
     for col, name in zip(cols, _MAIN_SETTINGS):
         with col:
             raw[name] = param_input(_RUN_PARAMS[name], f"lab.run.{name}")
-            slots[name] = st.empty()
     with st.expander("More run settings (seeds, validation, model)"):
         rest = [p for p in RUN_PARAMS if p.name not in _MAIN_SETTINGS]
-        more = param_form(rest, "lab.run.", columns=3)
-        raw.update(more.values)
-        slots.update(more.slots)
+        raw.update(param_form(rest, "lab.run.", columns=3).values)
+    # Errors go below the whole row: a message wraps word by word in one narrow column.
     settings = RunSettings(raw=raw)
     try:
         # RunConfig.create is the one place run settings are checked (limits and the
         # total-steps cap); the constant schedule stands in for "any schedule".
         config = RunConfig.create("constant", **raw)
     except ParamError as err:
-        slot = slots.get(err.field)
-        (slot or cols[0]).error(str(err), icon=":material/error:")
+        show_error(err)
         cols[3].metric("Steps per epoch", "—")
         return settings
     settings.values = {p.name: getattr(config, p.name) for p in RUN_PARAMS}
@@ -107,7 +103,8 @@ def schedule_panel(name: str, settings: RunSettings) -> ScheduleChoice:
         st.markdown(f"**{spec.title}** · `{name}`")
         if spec.description:
             st.caption(spec.description)
-        form = param_form(spec.params, prefix + "p.", columns=2)
+        values = param_form(spec.params, prefix + "p.", columns=2).values
+        errors = st.container()  # under the fields, above granularity and optimizer
         init(prefix + "granularity", spec.default_granularity)
         granularity = st.radio(
             "granularity", GRANULARITIES, key=prefix + "granularity", horizontal=True,
@@ -117,27 +114,28 @@ def schedule_panel(name: str, settings: RunSettings) -> ScheduleChoice:
         init(prefix + "optimizer", "sgd")
         optimizer = st.selectbox("optimizer", list(OPTIMIZERS), key=prefix + "optimizer")
         with st.expander(f"{optimizer} settings"):
-            opt_form = param_form(OPTIMIZERS[optimizer], f"{prefix}opt.{optimizer}.", columns=2)
-        choice = ScheduleChoice(name, form.values, granularity, optimizer, opt_form.values)
+            opt_values = param_form(OPTIMIZERS[optimizer], f"{prefix}opt.{optimizer}.",
+                                    columns=2).values
+        choice = ScheduleChoice(name, values, granularity, optimizer, opt_values)
         try:
-            choice.schedule = build(name, form.values, granularity)
+            choice.schedule = build(name, values, granularity)
         except ParamError as err:
             choice.errors.append(str(err))
-            if not form.show_error(err):
-                st.error(str(err), icon=":material/error:")
+            with errors:
+                show_error(err)
         try:
-            optimizer_params(optimizer, opt_form.values)
-        except ParamError as err:
+            optimizer_params(optimizer, opt_values)
+        except ParamError as err:  # the curve still draws; only training needs it
             choice.errors.append(str(err))
-            if not opt_form.show_error(err):
-                st.error(str(err), icon=":material/error:")
+            show_error(err)
         if choice.schedule is not None and settings.steps_per_epoch:
             try:
                 lrs = lr_curve(choice.schedule, settings.values["epochs"], settings.steps_per_epoch)
                 choice.curve = charts.curve_frame(lrs, settings.steps_per_epoch)
             except ParamError as err:  # e.g. a custom expression that fails on this range
                 choice.errors.append(str(err))
-                st.error(str(err), icon=":material/error:")
+                with errors:
+                    show_error(err)
         if spec.adaptive:
             st.caption(":material/info: This schedule reacts to the monitored metric while "
                        "training; the preview holds its initial LR.")
@@ -147,20 +145,17 @@ def schedule_panel(name: str, settings: RunSettings) -> ScheduleChoice:
 def curve_chart(choices: list[ScheduleChoice]) -> None:
     """All valid curves overlaid, with the x-axis unit and log-y switches."""
     curves = {c.name: c.curve for c in choices if c.curve is not None}
-    left, right = st.columns([3, 1])
     init("lab.x", "epoch")
     init("lab.log_y", False)
-    with right:
-        x = st.radio("x axis", ("epoch", "step"), key="lab.x", horizontal=True,
-                     format_func=lambda v: {"epoch": "epochs", "step": "optimizer steps"}[v])
-        log_y = st.toggle("log y", key="lab.log_y")
-    with left:
-        if not choices:
-            st.info("Choose a schedule above to see its learning-rate curve.")
-            return
-        if not curves:
-            st.warning("No curve to draw: fix the values marked in red below.")
-            return
+    controls = st.columns([2, 1, 5], vertical_alignment="center")
+    x = controls[0].radio("x axis", ("epoch", "step"), key="lab.x", horizontal=True,
+                          format_func=lambda v: {"epoch": "epochs", "step": "optimizer steps"}[v])
+    log_y = controls[1].toggle("log y", key="lab.log_y")
+    if not choices:
+        st.info("Choose a schedule above to see its learning-rate curve.")
+    elif not curves:
+        st.warning("No curve to draw: fix the values marked in red below.")
+    else:
         st.plotly_chart(charts.lr_figure(curves, x=x, log_y=log_y), key="lab.chart")
 
 
@@ -195,8 +190,9 @@ def legacy_decay_lesson(steps_per_epoch: int = 250, epochs: int = 10) -> None:
     )
     for col, (title, label, lrs) in zip(cols, panels):
         with col:
-            st.metric(f"{title}: LR after epoch 1", f"{lrs[steps_per_epoch]:.3g}",
-                      delta=f"from {lrs[0]:.3g}", delta_color="off")
+            st.metric(f"{title}: LR after epoch 1", f"{lrs[steps_per_epoch]:.3g}")
+            st.caption(f"from {lrs[0]:.3g} at the first step; {steps_per_epoch} batches "
+                       "make one epoch")
             fig = charts.lr_figure({label: charts.curve_frame(lrs, steps_per_epoch)},
                                    x="epoch", title=title.replace("`", ""))
             st.plotly_chart(fig, key=f"lab.lesson.{label}")

@@ -97,10 +97,10 @@ def run_card(info: Any, history: pd.DataFrame) -> None:
     a cancel button while it is queued or running, and a failure's error text."""
     with st.container(border=True):
         head = st.columns([5, 1], vertical_alignment="center")
+        color = BADGE_COLORS.get(info.status, "gray")
         with head[0]:
-            st.markdown(f"**{run_label(info)}**")
-            st.badge(info.status, color=BADGE_COLORS.get(info.status, "gray"))
-            st.caption(f"{info.name or ''} · id `{info.id}`")
+            st.markdown(f"**{run_label(info)}** &nbsp; :{color}-badge[{info.status}]")
+            st.caption(" · ".join(p for p in (info.name, f"id `{info.id}`") if p))
         if info.status in ACTIVE:
             if info.cancel_requested:
                 head[1].caption("cancelling…")
@@ -139,10 +139,10 @@ def live_charts(runs: Sequence[Any], history: pd.DataFrame) -> None:
     colors = charts.run_colors(labels, schedules={r.id: r.config.get("schedule", "") for r in shown})
     for tab, (_, metrics) in zip(st.tabs([t for t, _ in LIVE_CHARTS]), LIVE_CHARTS):
         with tab:
-            cols = st.columns(len(metrics))
-            for col, metric in zip(cols, metrics):
+            # One chart per row: run labels are long and the legend needs the width.
+            for metric in metrics:
                 fig = charts.metric_figure(history, metric, labels, colors=colors)
-                col.plotly_chart(fig, key=f"runs.chart.{metric}")
+                st.plotly_chart(fig, key=f"runs.chart.{metric}")
 
 
 def _active_ids(runs: Sequence[Any]) -> tuple[str, ...]:

@@ -79,7 +79,8 @@ class ParamForm:
         slot = self.slots.get(getattr(error, "field", None))
         if slot is None:
             return False
-        slot.error(str(error), icon=":material/error:")
+        with slot:
+            show_error(error)
         return True
 
 
@@ -94,3 +95,8 @@ def param_form(params: Sequence[Param], prefix: str, *, columns: int = 2) -> Par
             form.values[param.name] = param_input(param, f"{prefix}{param.name}")
             form.slots[param.name] = st.empty()
     return form
+
+
+def show_error(error: Exception) -> None:
+    """One refused value, in the page's error style (the message names the field)."""
+    st.error(str(error), icon=":material/error:")
