@@ -74,12 +74,16 @@ class TrackedSink:
     # -- the MetricsSink protocol ------------------------------------------------
     def on_epoch(self, epoch: int, metrics: dict[str, float], seconds: float) -> None:
         self.inner.on_epoch(epoch, metrics, seconds)
+        if not self._trackers:  # nothing mirrors this run (any more): pass straight through
+            return
         self._history.append({"run_id": self.run_id, "epoch": epoch, **metrics, "seconds": seconds})
         for tracker in list(self._trackers):
             self._guard(tracker, "log_epoch", epoch, metrics, seconds)
 
     def on_step_lr(self, first_step: int, lrs: np.ndarray) -> None:
         self.inner.on_step_lr(first_step, lrs)
+        if not self._trackers:
+            return
         self._lr_parts.append((int(first_step), np.asarray(lrs, dtype=np.float64).copy()))
         for tracker in list(self._trackers):
             self._guard(tracker, "log_step_lr", first_step, lrs)
