@@ -170,8 +170,10 @@ def _layout(fig: go.Figure, title: str, x_title: str, y_title: str, log_x: bool,
         title={"text": title},
         template="plotly_white",
         hovermode="closest",
-        legend={"title": {"text": "Run"}},
-        margin={"l": 60, "r": 20, "t": 60, "b": 50},
+        # below the plot: run labels are long, and a side legend would squeeze the curves
+        legend={"title": {"text": "Run"}, "orientation": "h", "x": 0, "xanchor": "left",
+                "y": -0.18, "yanchor": "top"},
+        margin={"l": 60, "r": 20, "t": 60, "b": 40},
         showlegend=True,  # legends stay even for one trace: exported files need them
     )
     fig.update_xaxes(title_text=x_title, type="log" if log_x else "linear")

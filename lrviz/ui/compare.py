@@ -165,7 +165,7 @@ def _prepare(name: str, fig: Any) -> None:
 
 def _downloads(name: str, fig: Any, data: pd.DataFrame) -> None:
     """CSV at once; PNG, SVG and HTML after one click on Prepare (Kaleido takes seconds)."""
-    cols = st.columns(5)
+    cols = st.columns([1, 3, 1, 1, 1])
     cols[0].download_button("CSV", export.frame_csv(data), f"{name}.csv", mime=export.MIME["csv"],
                             key=P + f"dl.{name}.csv", icon=":material/table:", on_click="ignore")
     files = st.session_state.get(P + "files." + name)
