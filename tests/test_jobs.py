@@ -293,7 +293,9 @@ def test_real_runs_in_a_warm_worker_finish_and_diverge(store):
         store.get(bad.run_id).error
     first, second = store.get(good.run_id), store.get(bad.run_id)
     assert first.pid == second.pid  # one warm worker
-    assert second.started_at - first.finished_at < 2.0  # TensorFlow was already imported
+    # TensorFlow was already imported: the next run starts at once (slack for a busy machine)
+    gap = second.started_at - first.finished_at
+    assert gap < 5.0, f"second run started {gap:.1f} s after the first finished"
 
 
 @pytest.mark.slow
