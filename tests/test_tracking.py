@@ -190,6 +190,7 @@ def test_unreachable_neptune_is_recorded_and_training_goes_on(monkeypatch, tmp_c
     monkeypatch.delenv("LRVIZ_NEPTUNE", raising=False)
     monkeypatch.delenv("LRVIZ_TENSORBOARD", raising=False)
     store, inner = RecordingStore(), MemorySink()
+    import neptune  # noqa: F401 - a one-off import cost, slow on a busy machine: not timed
 
     started = time.monotonic()
     with tracked(inner, small_config(), "run-down", store) as sink:
@@ -217,6 +218,27 @@ def test_bad_neptune_settings_are_recorded_not_raised(monkeypatch, env, fragment
         synthetic_run(sink, epochs=2)
     assert len(inner.epochs) == 2
     assert fragment in store.tracking["run-bad"]["neptune"]["error"]
+
+
+class QuietTracker:
+    """Accepts everything: makes the wrapper keep the run for end-of-run charts."""
+
+    name = "quiet"
+
+    def start(self):
+        return {}
+
+    def log_epoch(self, epoch, metrics, seconds):
+        pass
+
+    def log_step_lr(self, first_step, lrs):
+        pass
+
+    def finish(self, status, sink):
+        return {}
+
+    def abort(self):
+        pass
 
 
 class ExplodingTracker:
@@ -309,7 +331,7 @@ def test_settings_say_which_trackers_are_on_and_why(monkeypatch):
 
 
 def test_charts_show_training_against_validation_and_the_applied_lr():
-    sink = TrackedSink(MemorySink(), small_config(), "run-charts")
+    sink = TrackedSink(MemorySink(), small_config(), "run-charts", trackers=[QuietTracker()])
     synthetic_run(sink, epochs=3, spe=5)
     figures = run_figures(sink)
     assert figures.keys() == {"learning_rate", "loss", "accuracy"}
