@@ -84,7 +84,8 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "RunConfig":
-        data = dict(data)
+        # to_dict() writes validation_split as None when unused: let the default stand
+        data = {k: v for k, v in data.items() if v is not None}
         return cls.create(data.pop("schedule"), data.pop("schedule_params", None),
                           data.pop("granularity", None), data.pop("optimizer", "sgd"),
                           data.pop("optimizer_params", None), **data)
@@ -110,7 +111,7 @@ class RunConfig:
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def label(self) -> str:
-        """A short human name: schedule, its non-default params, optimizer."""
+        """A short human name: schedule, its parameters, optimizer."""
         from lrviz.schedules import catalogue
 
         spec = catalogue()[self.schedule]

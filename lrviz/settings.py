@@ -41,3 +41,15 @@ def max_concurrent_runs() -> int:
 def ray_address() -> str | None:
     """``$LRVIZ_RAY_ADDRESS`` (``auto`` or ``ray://host:port``), or None for local runs."""
     return os.environ.get("LRVIZ_RAY_ADDRESS") or None
+
+
+def worker_idle_seconds() -> float:
+    """How long an idle warm worker waits for work before exiting (``$LRVIZ_WORKER_IDLE_SECONDS``, default 30)."""
+    raw = os.environ.get("LRVIZ_WORKER_IDLE_SECONDS", "30")
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"LRVIZ_WORKER_IDLE_SECONDS must be a number of seconds. Received: {raw!r}") from None
+    if not value >= 0:
+        raise ValueError(f"LRVIZ_WORKER_IDLE_SECONDS must be at least 0. Received: {raw!r}")
+    return value

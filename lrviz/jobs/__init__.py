@@ -15,12 +15,11 @@ from lrviz.jobs.executor import (
     Submission,
     pid_alive,
     reconcile,
-    worker_idle_seconds,
 )
 from lrviz.store import RunStore
 
 __all__ = ["Executor", "LocalExecutor", "Submission", "get_executor", "pid_alive",
-           "reconcile", "worker_idle_seconds"]
+           "reconcile"]
 
 
 def get_executor(store: RunStore | None = None) -> Executor:

@@ -196,7 +196,7 @@ class LocalExecutor:
                 or self.max_concurrent < 1:
             raise ValueError("Argument `max_concurrent` must be a whole number >= 1. "
                              f"Received: max_concurrent={self.max_concurrent!r}")
-        self.idle_timeout = worker_idle_seconds() if idle_timeout is None else float(idle_timeout)
+        self.idle_timeout = settings.worker_idle_seconds() if idle_timeout is None else float(idle_timeout)
         self.trainer = trainer
 
     def submit(self, config, *, retrain: bool = False) -> Submission:
@@ -254,18 +254,3 @@ class LocalExecutor:
             _exit_codes.pop(child.pid, None)  # a reused pid: forget the old process
         self.store.register_worker(worker_id, child.pid)
         return child.pid
-
-
-def worker_idle_seconds() -> float:
-    """How long an idle worker waits for new runs before exiting
-    (``$LRVIZ_WORKER_IDLE_SECONDS``, default 30): short enough to free memory, long enough
-    that the next Train finds TensorFlow already imported."""
-    raw = os.environ.get("LRVIZ_WORKER_IDLE_SECONDS", "30")
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError("LRVIZ_WORKER_IDLE_SECONDS must be a number of seconds. "
-                         f"Received: {raw!r}") from None
-    if value < 0:
-        raise ValueError(f"LRVIZ_WORKER_IDLE_SECONDS must be >= 0. Received: {value}")
-    return value
