@@ -181,9 +181,11 @@ def live_view() -> None:
         n_active = len(active)
         st.caption(f"{n_active} queued or running · refreshing every {REFRESH_SECONDS:g}s"
                    if n_active else "Nothing is running.")
+        cols = st.columns(2)  # cards first: progress is what a person comes here for
+        for i, info in enumerate(now):
+            with cols[i % 2]:
+                run_card(info, history[history["run_id"] == info.id] if not history.empty
+                         else history)
         live_charts(now, history)
-        for info in now:
-            run_card(info, history[history["run_id"] == info.id] if not history.empty
-                     else history)
 
     _live()

@@ -65,7 +65,7 @@ def submit(label: str, config: RunConfig, *, retrain: bool = False) -> TrainResu
         return result
     info = state.store().get(sub.run_id)
     result.run_id, result.status = sub.run_id, info.status
-    result.name = info.name or f"run {sub.run_id}"
+    result.name = info.name or sub.run_id
     result.outcome = classify(sub.reused, info.status)
     return result
 
