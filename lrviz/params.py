@@ -119,7 +119,10 @@ class Param:
                 value = float(value)  # numpy scalars
             except (TypeError, ValueError):
                 raise self._fail("must be a number", original) from None
-        x = float(value)
+        try:
+            x = float(value)
+        except OverflowError:  # an int beyond float range (e.g. JSON 1 followed by 400 zeros)
+            raise self._fail("must be a finite number", original) from None
         self._check_number(x, original)
         if self.kind == "int":
             if not float(x).is_integer():
@@ -152,6 +155,8 @@ class Param:
                 x = float(item.strip() if isinstance(item, str) else item)
             except (TypeError, ValueError):
                 raise self._fail("must be a list of numbers such as 30, 60, 90", original) from None
+            except OverflowError:
+                raise self._fail("must be a list of finite numbers", original) from None
             self._check_number(x, original)
             items.append(x)
         if self.sorted_strict and any(b <= a for a, b in zip(items, items[1:])):
