@@ -245,8 +245,11 @@ def _metric_traces(part: pd.DataFrame, metric: str, label: str, colour: str | No
     y = np.where(np.isfinite(y), y, np.nan)  # inf would break the axis range; draw a gap
     xs = part["epoch"].to_numpy() if x == "epoch" else part["seconds"].fillna(0).cumsum().to_numpy()
     hover = f"<b>{label}</b><br>epoch %{{customdata}}<br>{metric} {_HOVER_Y}"
-    common = dict(x=xs, mode="lines+markers" if len(part) == 1 else "lines", connectgaps=False,
+    common = dict(x=xs, mode="lines", connectgaps=False,
                   legendgroup=str(run_id), meta=str(run_id), customdata=part["epoch"].to_numpy())
+    lone = _isolated(y)
+    if lone.any():  # a finite point between gaps has no line to draw: show it as a dot
+        common.update(mode="lines+markers", marker={"size": np.where(lone, 6, 0).tolist()})
     if smoothing <= 0:
         return [go.Scatter(y=y, name=label, line={"color": colour}, showlegend=show_legend,
                            hovertemplate=hover + "<extra></extra>", **common)]
@@ -256,6 +259,14 @@ def _metric_traces(part: pd.DataFrame, metric: str, label: str, colour: str | No
                         showlegend=show_legend,
                         hovertemplate=hover + f" (EMA {smoothing:g})<extra></extra>", **common)
     return [raw, smooth]
+
+
+def _isolated(y: np.ndarray) -> np.ndarray:
+    """Finite points whose neighbours are both missing (or absent)."""
+    finite = np.isfinite(y)
+    before = np.concatenate(([False], finite[:-1]))
+    after = np.concatenate((finite[1:], [False]))
+    return finite & ~before & ~after
 
 
 def _check_smoothing(smoothing: float) -> None:

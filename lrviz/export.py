@@ -243,7 +243,8 @@ def report_zip(store: Any, run_ids: Sequence[str], metrics: Sequence[str] = char
     history = store.history(list(run_ids))
     notes = [f"lrviz report, {time.strftime('%Y-%m-%d %H:%M:%S')}, {len(run_ids)} run(s)."]
     buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+    # level 1: each HTML carries plotly.js (4.8 MB); harder compression costs seconds, saves little
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
         with image_session() as can_draw:
             can_draw = can_draw and images
             for name, (fig, data) in figures.items():

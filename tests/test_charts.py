@@ -75,6 +75,15 @@ class TestMetricFigure:
         expected = [v for v in _reference_ema(raw_finite, 0.5)]
         np.testing.assert_allclose(y[np.isfinite(y)], expected)
 
+    def test_isolated_points_get_a_marker(self):
+        history = _history()  # r2: epoch 4 NaN, epoch 6 inf, so epoch 5 stands alone
+        fig = charts.metric_figure(history, "val_loss", LABELS)
+        assert "markers" not in fig.data[0].mode
+        assert "markers" in fig.data[1].mode
+        assert [i for i, size in enumerate(fig.data[1].marker.size) if size] == [4]
+        history.loc[(history.run_id == "r2") & (history.epoch == 6), "val_loss"] = 0.5
+        assert "markers" not in charts.metric_figure(history, "val_loss", LABELS).data[1].mode
+
     def test_log_axes(self):
         fig = charts.metric_figure(_history(), "loss", LABELS, log_x=True, log_y=True)
         assert fig.layout.xaxis.type == "log" and fig.layout.yaxis.type == "log"
