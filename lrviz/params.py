@@ -185,5 +185,5 @@ def parse_cli_value(text: str) -> Any:
     """A ``--set KEY=VALUE`` value: JSON where it parses (numbers, true, lists), else text."""
     try:
         return json.loads(text)
-    except (json.JSONDecodeError, RecursionError):
+    except (ValueError, RecursionError):  # ValueError: JSONDecodeError, or an int over 4300 digits
         return text
