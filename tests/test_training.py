@@ -92,7 +92,6 @@ def test_same_config_same_metrics():
     _, first = train(config)
     _, second = train(config)
     assert [m for _, m, _ in first.epochs] == [m for _, m, _ in second.epochs]
-    other, _ = None, None
     _, other = train(small("constant", {"lr": 0.05}, optimizer="adam", train_size=500, seed=1))
     assert other.history("loss") != first.history("loss")
 
@@ -152,3 +151,18 @@ def test_optimizers_build_with_their_settings():
     assert model.count_params() == 784 * 512 + 512 + 512 * 200 + 200 + 200 * 10 + 10
     again = build_model((512, 200), seed=3)
     np.testing.assert_array_equal(model.get_weights()[0], again.get_weights()[0])
+
+
+def test_cancel_mid_epoch_is_checked_every_50_batches():
+    class StopOnSecondAsk(MemorySink):
+        asked = 0
+
+        def should_stop(self):
+            self.asked += 1
+            return self.asked >= 2  # the first ask is before training starts
+
+    # 4,000 images / 64 = 63 steps: the check at batch 50 stops epoch 1 part-way.
+    outcome, sink = train(small("constant", {"lr": 0.01}, epochs=3, train_size=4000),
+                          StopOnSecondAsk())
+    assert outcome.status == "cancelled" and outcome.epochs_done == 0
+    assert sink.epochs == [] and sink.asked == 2  # the cut epoch is not reported
