@@ -149,12 +149,18 @@ class Worker:
 
                     results = train_batched(configs, sinks)
                 outcomes = [_outcome(result) for result in results]
+                # The status is the person's news: record it before trackers spend
+                # seconds rendering and uploading their end-of-run charts.
+                self._record(runs, outcomes, started)
                 for sink, (status, _) in zip(sinks, outcomes):
                     if hasattr(sink, "finish"):
                         sink.finish(status)
         except Exception as exc:
             traceback.print_exc()
-            outcomes = [("failed", error_text(exc))] * len(runs)
+            self._record(runs, [("failed", error_text(exc))] * len(runs), started)
+
+    def _record(self, runs: list[RunInfo], outcomes: list[tuple[str, str | None]],
+                started: float) -> None:
         for run, (status, error) in zip(runs, outcomes):
             if self.store.exists(run.id):  # deleted while training: nothing to record
                 self.store.set_status(run.id, status, error=error, only_if="running")
