@@ -196,13 +196,14 @@ def run_charts(store: Any, run_ids: Sequence[str], metrics: Sequence[str] = char
         step_lrs = {rid: np.asarray(store.step_lr(rid), dtype=float) for rid in run_ids}
         step_lrs = {rid: lrs for rid, lrs in step_lrs.items() if lrs.size}
         if step_lrs:
-            spe = {r.id: _steps_per_epoch(r.config) for r in runs}
+            spe = {r.id: config_steps_per_epoch(r.config) for r in runs}
             fig = charts.lr_steps_figure(step_lrs, labels, steps_per_epoch=spe, log_y=log_y, colors=colours)
             out["lr_steps"] = (fig, charts.lr_steps_data(step_lrs, labels))
     return out
 
 
-def _steps_per_epoch(config: dict | None) -> int:
+def config_steps_per_epoch(config: dict | None) -> int:
+    """Optimizer steps per epoch of a stored config (1 when the config lacks the fields)."""
     from lrviz.config import steps_per_epoch
 
     c = config or {}

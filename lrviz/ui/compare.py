@@ -135,7 +135,7 @@ def _figures(store: Any, runs: Sequence[Any], history: pd.DataFrame, opts: dict[
         if metric == "learning_rate" and opts["lr_x"] == "steps":
             step_lrs = {r.id: store.step_lr(r.id) for r in runs}
             step_lrs = {rid: lrs for rid, lrs in step_lrs.items() if len(lrs)}
-            spe = {r.id: export._steps_per_epoch(r.config) for r in runs}
+            spe = {r.id: export.config_steps_per_epoch(r.config) for r in runs}
             fig = charts.lr_steps_figure(step_lrs, labels, steps_per_epoch=spe, log_y=opts["log_y"],
                                          colors=colours)
             out["lr_steps"] = (fig, charts.lr_steps_data(step_lrs, labels))
