@@ -173,3 +173,11 @@ def test_article_experiment_submits_the_preset_and_selects_it(store, monkeypatch
     picked = at.session_state["compare.pick"]
     assert len(picked) == 7 and all(store.exists(r) for r in picked)
     assert any("Article experiment: 7 runs" in s.value for s in at.success)
+
+
+def test_running_run_refreshes_live(store):
+    ids = fill_store(store, statuses=("finished", "running"))
+    at = _select(_compare(), ids)
+    assert any("refreshing every 2 s" in c.value for c in at.caption)
+    at = _select(at, [ids[0]])
+    assert not any("refreshing" in c.value for c in at.caption)

@@ -40,6 +40,13 @@ def test_list_json(run_ids, capsys):
     assert step["config"]["schedule"] == "step"
 
 
+def test_list_by_status(run_ids, capsys):
+    assert main(["runs", "list", "--status", "running", "--format", "json"]) == 0
+    assert [r["id"] for r in json.loads(capsys.readouterr().out)] == [run_ids[1]]
+    assert main(["runs", "list", "--status", "bogus"]) == 2
+    assert "bogus" in capsys.readouterr().err
+
+
 def test_list_empty_cache(capsys):
     assert main(["runs", "list"]) == 0
     assert "No runs" in capsys.readouterr().out

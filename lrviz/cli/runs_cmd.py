@@ -16,6 +16,7 @@ from typing import Any
 
 from lrviz import charts, export, summary
 from lrviz.cli import CliError
+from lrviz.store.schema import STATUSES
 
 CHARTS = (*charts.METRICS, "lr_steps")
 
@@ -27,7 +28,7 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
 
     ls = actions.add_parser("list", help="the cached training runs, newest first")
     ls.add_argument("--format", choices=("text", "json"), default="text")
-    ls.add_argument("--status", action="append", default=None, metavar="STATUS",
+    ls.add_argument("--status", action="append", default=None, choices=STATUSES,
                     help="only runs with this status (repeatable)")
     ls.set_defaults(handler=run_list)
 
