@@ -175,8 +175,9 @@ def coerce_all(params: Sequence[Param], given: Mapping[str, Any] | None, owner: 
     for name in given:
         if name not in known:
             names = ", ".join(known) or "none"
+            shown = str(name) if len(str(name)) <= 60 else str(name)[:57] + "..."
             raise ParamError(
-                str(name), f"{owner} has no parameter `{name}`. Its parameters: {names}."
+                str(name), f"{owner} has no parameter `{shown}`. Its parameters: {names}."
             )
     return {p.name: p.coerce(given.get(p.name, p.default)) for p in params}
 
