@@ -67,6 +67,9 @@ def time_page_rerun(repeats: int = 7, schedules: tuple[str, ...] | str | None = 
 
 
 if __name__ == "__main__":
+    import sys
+
+    sys.path.insert(0, str(Path(APP).parent))  # run from a checkout
     for which in (None, ALL):
         r = time_page_rerun(schedules=which)
         print(f"page rerun, {len(r['schedules'])} schedules: best {r['rerun_ms']:.0f} ms, "
