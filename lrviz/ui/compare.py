@@ -201,11 +201,16 @@ def _report(ids: list[str], opts: dict[str, Any]) -> None:
 def charts_section(ids: list[str], opts: dict[str, Any]) -> None:
     """The selected runs' charts; refreshes while any of them is queued or running."""
     store = state.store()
-    active = any(store.get(rid).status in ACTIVE for rid in ids)
+
+    def current() -> list[Any]:  # another session may have deleted a run meanwhile
+        return [r for r in store.list_runs(kind="train") if r.id in ids]
+
+    active = any(r.status in ACTIVE for r in current())
 
     @st.fragment(run_every=REFRESH_SECONDS if active else None)
     def _live() -> None:
-        runs = [store.get(rid) for rid in ids if store.exists(rid)]
+        by_id = {r.id: r for r in current()}
+        runs = [by_id[rid] for rid in ids if rid in by_id]
         if any(r.status in ACTIVE for r in runs) != active:
             st.rerun()  # something started or ended: redraw the table and reset the timer
         history = store.history([r.id for r in runs])
