@@ -3,6 +3,9 @@
 import streamlit as st
 
 from lrviz.ui import lr_finder, state
+from lrviz.ui.router import ensure_router
+
+ensure_router()  # first, before anything draws: run under app.py's router
 
 state.keep_widget_state((lr_finder.PREFIX,))  # settings survive a visit to another page
 

@@ -3,6 +3,9 @@
 import streamlit as st
 
 from lrviz.ui import lab, train
+from lrviz.ui.router import ensure_router
+
+ensure_router()  # first, before anything draws: run under app.py's router
 
 st.title("Learning-rate schedules")
 st.caption("Pick schedules, set their parameters and compare the learning rate every "
