@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from lrviz.params import Param, ParamError, coerce_all
+from lrviz.params import Param, ParamError, coerce_all, shown
 
 _UNIT = dict(low=0.0, high=1.0, high_open=True)
 _EPS = Param("epsilon", "float", 1e-7, "numerical stability term", low=0.0, high=1.0, low_open=True)
@@ -43,9 +43,9 @@ OPTIMIZERS: dict[str, tuple[Param, ...]] = {
 
 def optimizer_params(name: str, given: Mapping[str, Any] | None = None) -> dict:
     """Validated, complete settings for optimizer ``name``."""
-    if name not in OPTIMIZERS:
+    if not isinstance(name, str) or name not in OPTIMIZERS:  # a list is unhashable: check type first
         raise ParamError(
             "optimizer",
-            f"Argument `optimizer` must be one of {', '.join(OPTIMIZERS)}. Received: optimizer={name!r}",
+            f"Argument `optimizer` must be one of {', '.join(OPTIMIZERS)}. Received: optimizer={shown(name)}",
         )
     return coerce_all(OPTIMIZERS[name], given, f"Optimizer `{name}`")

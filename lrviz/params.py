@@ -22,9 +22,14 @@ class ParamError(ValueError):
         self.field = field_name
 
 
-def _show(value: Any) -> str:
+def shown(value: Any) -> str:
+    """A received value as error messages show it: text quoted, at most 60 characters
+    (a pasted 100,000-character value must not become a 100,000-character message)."""
     text = repr(value) if isinstance(value, str) else str(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+_show = shown
 
 
 @dataclass(frozen=True)

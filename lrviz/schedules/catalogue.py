@@ -28,7 +28,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from lrviz.config import MAX_TOTAL_STEPS
-from lrviz.params import Param, ParamError, coerce_all
+from lrviz.params import Param, ParamError, coerce_all, shown
 from lrviz.schedules.custom import compile_expression
 
 GRANULARITIES = ("epoch", "batch")
@@ -427,20 +427,23 @@ def build(name: str, params: Mapping[str, Any] | None = None,
     """
     if not isinstance(name, str) or name not in _CATALOGUE:
         raise ParamError("schedule", f"Argument `schedule` must be one of {', '.join(_CATALOGUE)}. "
-                                     f"Received: schedule={name!r}")
+                                     f"Received: schedule={shown(name)}")
     spec = _CATALOGUE[name]
     gran = spec.default_granularity if granularity is None else granularity
     if gran not in GRANULARITIES:
         raise ParamError("granularity", f"Argument `granularity` must be one of "
-                                        f"{', '.join(GRANULARITIES)}. Received: granularity={gran!r}")
+                                        f"{', '.join(GRANULARITIES)}. Received: granularity={shown(gran)}")
     values = coerce_all(spec.params, params, f"Schedule `{name}`")
     if spec.check:
         spec.check(values)
     return Schedule(name, values, gran, spec)
 
 
-_EPOCHS_PARAM = Param("epochs", "int", 100, "training epochs", low=1)
-_SPE_PARAM = Param("steps_per_epoch", "int", 1, "optimizer steps per epoch", low=1)
+# Each alone is capped at the total-steps cap too, so epochs=1e308 is refused by name in a
+# short message instead of printing a 300-digit product.
+_EPOCHS_PARAM = Param("epochs", "int", 100, "training epochs", low=1, high=MAX_TOTAL_STEPS)
+_SPE_PARAM = Param("steps_per_epoch", "int", 1, "optimizer steps per epoch", low=1,
+                   high=MAX_TOTAL_STEPS)
 
 
 def horizon(epochs: Any, steps_per_epoch: Any, granularity: str = "batch") -> _Horizon:
