@@ -37,11 +37,11 @@ class SampledSchedule(keras.optimizers.schedules.LearningRateSchedule):
             raise ValueError(f"Argument `values` must hold at least one LR. Received: values={values}")
         self.values = values
         self.name = name
-        self._table = None  # built on first call, in the backend's float32
+        # Built now, eagerly: a table first created inside fit's compiled graph cannot be
+        # used outside it (InaccessibleTensorError when the LR is read later).
+        self._table = keras.ops.convert_to_tensor(np.asarray(self.values, dtype=np.float32))
 
     def __call__(self, step):
-        if self._table is None:
-            self._table = keras.ops.convert_to_tensor(np.asarray(self.values, dtype=np.float32))
         index = keras.ops.minimum(keras.ops.cast(step, "int32"), len(self.values) - 1)
         return keras.ops.take(self._table, keras.ops.maximum(index, 0))
 

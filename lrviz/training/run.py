@@ -51,9 +51,6 @@ def prepare(config: RunConfig):
     model = build_model(config.hidden, config.seed)
     model.compile(optimizer=make_optimizer(config.optimizer, config.optimizer_params, learning_rate),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    # Evaluate the LR once, eagerly: a schedule that builds its tensors on first call
-    # (keras_schedule.SampledSchedule) must not build them inside fit's traced graph.
-    np.asarray(model.optimizer.learning_rate)
     return sample, model, list(schedule_callbacks)
 
 
