@@ -464,7 +464,6 @@ def train_stacked(configs: Sequence["RunConfig"], sinks: Sequence[Any], *,
         raise RuntimeError(f"The sample gives {len(order)} batches per epoch, the config {spe}")
     table = lr_table(configs)
 
-    import tensorflow as tf
 
     stack = StackedMLP([init] * len(live), table[live], [configs[i].optimizer for i in live],
                        [configs[i].optimizer_params for i in live], jit_compile=jit_compile)
@@ -548,3 +547,42 @@ def train_batched(configs: Sequence["RunConfig"], sinks: Sequence[Any], *,
                                                jit_compile=jit_compile)):
             outcomes[i] = out
     return outcomes
+
+
+def train_group(run_ids: Sequence[str], store: "RunStore", *, wrap: Any = None,
+                jit_compile: bool = False) -> dict[str, str]:
+    """Train stored runs together (``train_batched``) with ``StoreSink``s and record how
+    each ended; returns run id -> final status.
+
+    Runs are claimed with a compare-and-set (queued -> running), so a run a worker took
+    first is left to it. An exception marks every claimed run ``failed`` with its text.
+    ``wrap(run_id, store_sink) -> sink`` (optional) wraps each sink, e.g. to print
+    progress or mirror to a tracker.
+    """
+    import os
+
+    from lrviz.config import RunConfig
+    from lrviz.store import StoreSink
+
+    claimed = [rid for rid in run_ids if store.set_status(rid, "running", only_if="queued")]
+    # to_dict() stores an unused validation_split as None; from_dict fills the default.
+    configs = [RunConfig.from_dict({k: v for k, v in store.get(rid).config.items() if v is not None})
+               for rid in claimed]
+    run_sinks: list[Any] = []
+    for rid in claimed:
+        store.heartbeat(rid, os.getpid())  # reconcile checks this pid, as for a worker's run
+        sink = StoreSink(store, rid)
+        run_sinks.append(wrap(rid, sink) if wrap is not None else sink)
+    statuses: dict[str, str] = {}
+    try:
+        outcomes = train_batched(configs, run_sinks, jit_compile=jit_compile)
+        for rid, out in zip(claimed, outcomes):
+            store.set_status(rid, out.status, error=out.error, only_if="running")
+    except Exception as exc:
+        for rid in claimed:
+            store.set_status(rid, "failed", error=f"{type(exc).__name__}: {exc}", only_if="running")
+        raise
+    finally:
+        for rid in claimed:
+            statuses[rid] = store.get(rid).status
+    return statuses
