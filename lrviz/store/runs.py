@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from lrviz import settings
-from lrviz.store.schema import KINDS, STATUSES, migrate
+from lrviz.store.schema import KINDS, STATUSES, StoreError, migrate
 
 BUSY_TIMEOUT_S = 10.0
 TERMINAL = ("finished", "diverged", "cancelled", "failed", "interrupted")
@@ -150,10 +150,16 @@ class RunStore:
     """The run cache. ``path`` defaults to ``settings.db_path()`` (``LRVIZ_CACHE_DIR`` moves it)."""
 
     def __init__(self, path: str | os.PathLike | None = None):
-        self.path = Path(path) if path is not None else settings.db_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
-        migrate(self._conn(), str(self.path))
+        try:
+            self.path = Path(path) if path is not None else settings.db_path()
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            migrate(self._conn(), str(self.path))
+        except (OSError, sqlite3.OperationalError) as exc:
+            # A read-only or missing cache folder: one sentence naming it, not a traceback.
+            where = path if path is not None else os.environ.get("LRVIZ_CACHE_DIR") or settings.REPO_ROOT / "cache"
+            raise StoreError(f"The run cache {where} cannot be opened ({exc}); point "
+                             "LRVIZ_CACHE_DIR at a writable folder.") from exc
 
     def __repr__(self) -> str:
         return f"RunStore({str(self.path)!r})"
@@ -180,13 +186,21 @@ class RunStore:
         """One short write transaction. IMMEDIATE takes the write lock up front, so the
         busy timeout applies (a deferred read-then-write could fail at once in WAL)."""
         conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
         try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:  # SQLite may have rolled back already (disk full)
+                    conn.execute("ROLLBACK")
+                raise
+        except sqlite3.OperationalError as exc:
+            # Disk full, a read-only file, a lock held past the busy timeout: nothing was
+            # written; say so in one sentence naming the file (the pages and CLI show it).
+            raise StoreError(f"The run cache {self.path} cannot be written ({exc}); nothing "
+                             "was saved. Free disk space or point LRVIZ_CACHE_DIR at a "
+                             "writable folder.") from exc
 
     def close(self) -> None:
         """Close this thread's connection (others close when their thread ends)."""
