@@ -56,6 +56,14 @@ def main(argv: list[str] | None = None) -> int:
     except (CliError, ParamError) as exc:
         print(f"error: {exc}".replace("\n", " "), file=sys.stderr)
         return 2
+    except Exception as exc:
+        # A read-only cache or a full disk (StoreError): not bad input, but one line too.
+        # Looked up lazily so that `schedules` and `curve` never import the store (pandas).
+        schema = sys.modules.get("lrviz.store.schema")
+        if schema is None or not isinstance(exc, schema.StoreError):
+            raise
+        print(f"error: {exc}".replace("\n", " "), file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
