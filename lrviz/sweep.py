@@ -301,3 +301,46 @@ def sweep_summary(history: pd.DataFrame, runs: Sequence[Any], metric: str = "val
     sort_col = f"final_{metric}_mean"
     table["_k"] = table[sort_col].map(lambda v: math.inf if not np.isfinite(v) else (v if ascending else -v))
     return table.sort_values("_k").drop(columns="_k").reset_index(drop=True)
+
+
+# -- submitting (any executor: local workers or Ray) ----------------------------------------
+
+def submit_sweep(executor: Any, sweep: Sweep, *, retrain: bool = False) -> list[Any]:
+    """Submit every config of ``sweep`` to ``executor`` as one group; ``Submission``s back.
+
+    Executors with ``submit_many`` get the whole group (the batched engine stacks what
+    it can; the Ray executor keeps the sweep's ``group_id``); others get one ``submit`` each.
+    """
+    many = getattr(executor, "submit_many", None)
+    if many is None:
+        return [executor.submit(c, retrain=retrain) for c in sweep.configs]
+    try:
+        return many(list(sweep.configs), retrain=retrain, group_id=sweep.group_id)
+    except TypeError:  # an executor whose submit_many makes its own group id
+        return many(list(sweep.configs), retrain=retrain)
+
+
+def wait_for_runs(executor: Any, run_ids: Sequence[str], *, timeout: float | None = None,
+                  poll: float = 0.5, on_progress: Any = None) -> bool:
+    """Block until every run has a final status (True) or ``timeout`` seconds pass (False).
+
+    Asks ``executor.status`` (so a local executor keeps its workers going and reconciles
+    dead ones); ``on_progress(done, total)`` is called when the count of finished runs changes.
+    """
+    import time
+
+    from lrviz.store import TERMINAL
+
+    deadline = None if timeout is None else time.monotonic() + timeout
+    last = -1
+    while True:
+        done = sum(executor.status(rid) in TERMINAL for rid in dict.fromkeys(run_ids))
+        if done != last and on_progress is not None:
+            on_progress(done, len(dict.fromkeys(run_ids)))
+        last = done
+        if done == len(dict.fromkeys(run_ids)):
+            waiter = getattr(executor, "wait", None)  # Ray: also let its drain thread settle
+            return True if waiter is None else bool(waiter(list(run_ids), timeout=30))
+        if deadline is not None and time.monotonic() > deadline:
+            return False
+        time.sleep(poll)

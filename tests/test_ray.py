@@ -129,14 +129,17 @@ def test_get_executor_picks_ray_when_address_set(ray_cluster, store, monkeypatch
 
 @needs_ray
 def test_sweep_of_four_lands_in_store_with_every_epoch(executor, store):
-    from lrviz.sweep import expand_grid
+    from lrviz.sweep import expand_grid, submit_sweep, wait_for_runs
 
     sweep = expand_grid({"schedules": {"step": {"drop_rate": [0.5, 0.8], "epochs_drop": 1}},
                          "seeds": [0, 1], "run": SMALL})
-    subs = executor.submit_many(sweep.configs, group_id=sweep.group_id)
+    subs = submit_sweep(executor, sweep)
     assert len(subs) == 4 and not any(s.reused for s in subs)
     ids = [s.run_id for s in subs]
-    assert executor.wait(ids, timeout=120), [store.get(r).status for r in ids]
+    # two stacks (one per seed) of two schedules each: the batched engine on Ray
+    # (registered until they end, which takes seconds: TensorFlow has to start first)
+    assert len({id(executor._tasks[r]) for r in ids}) == 2
+    assert wait_for_runs(executor, ids, timeout=120), [store.get(r).status for r in ids]
     for rid, config in zip(ids, sweep.configs):
         info = store.get(rid)
         assert info.status == "finished", info.error

@@ -253,16 +253,15 @@ class RayExecutor:
             raise ValueError(f"Argument `cpus_per_run` must be > 0. Received: cpus_per_run={cpus_per_run!r}")
         self.retries = ray_retries() if retries is None else int(retries)
         self.task_hook = task_hook
-        if not ray.is_initialized():
-            # the driver's env reaches the workers only through runtime_env, not os.environ
-            ray.init(address=self.address, log_to_driver=False,
-                     runtime_env={"env_vars": {"TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}})
+        if not ray.is_initialized():  # else: joined already (a test, or a notebook's ray.init)
+            ray.init(address=self.address, log_to_driver=False)
         self._ray = ray
         task, relay_cls = _remote_defs()
         self._task_fn = task
         self.relay = relay_cls.remote()
         self._samples: dict[tuple, Any] = {}
         self._tasks: dict[str, _Task] = {}      # run id -> its task (a group shares one)
+        self._cancel_sent: set[str] = set()     # runs whose cancel flag the relay has
         self._lock = threading.RLock()
         self._local: LocalExecutor | None = None
         self._stop = threading.Event()
@@ -338,6 +337,8 @@ class RayExecutor:
         longer mirrored; reconcile marks them failed once their heartbeat is stale)."""
         self._stop.set()
         self._thread.join(timeout=5)
+        with contextlib.suppress(Exception):  # the cluster may be gone already
+            self._ray.kill(self.relay)
 
     # ---- submitting ------------------------------------------------------------------------
     def _sample_ref(self, config: Any) -> Any:
@@ -351,6 +352,12 @@ class RayExecutor:
             return self._samples[key]
 
     def _launch(self, run_ids: list[str], configs: list[Any]) -> None:
+        # Held until the task is registered: its "started" event must find it (the drain
+        # thread takes this lock to apply it), or a first start would look like a retry.
+        with self._lock:
+            self._launch_locked(run_ids, configs)
+
+    def _launch_locked(self, run_ids: list[str], configs: list[Any]) -> None:
         try:
             ref = self._task_fn.options(
                 num_cpus=self.cpus_per_run, max_retries=self.retries, retry_exceptions=False,
@@ -363,13 +370,13 @@ class RayExecutor:
                                       only_if="queued")
             raise
         task = _Task(ref, list(run_ids))
-        with self._lock:
-            for rid in run_ids:
-                self._tasks[rid] = task
+        for rid in run_ids:
+            self._tasks[rid] = task
 
     def _cancel_task_of(self, run_id: str) -> None:
         self._ray.get(self.relay.cancel.remote(run_id))
         with self._lock:
+            self._cancel_sent.add(run_id)
             task = self._tasks.get(run_id)
             if task is None:
                 return
@@ -394,11 +401,11 @@ class RayExecutor:
                 traceback.print_exc()
 
     def _drain_once(self) -> None:
-        self._apply(self._ray.get(self.relay.drain.remote()))
         with self._lock:
             tasks = {id(t): t for t in self._tasks.values()}
-        if not tasks:
+        if not tasks:  # nothing in flight sends events; an idle app costs no actor calls
             return
+        self._apply(self._ray.get(self.relay.drain.remote()))
         self._mirror_cancels(tasks.values())
         refs = [t.ref for t in tasks.values()]
         done, _ = self._ray.wait(refs, num_returns=len(refs), timeout=0)
@@ -424,7 +431,7 @@ class RayExecutor:
 
     def _mirror_cancels(self, tasks: Any) -> None:
         """Cancels asked through the store alone (another process, a CLI) reach the task."""
-        live = {rid for t in tasks for rid in t.run_ids}
+        live = {rid for t in tasks for rid in t.run_ids} - self._cancel_sent
         for rid in live:
             try:
                 wanted = self.store.cancel_requested(rid)
@@ -483,6 +490,7 @@ class RayExecutor:
                 pass  # deleted while training
         with self._lock:
             for rid in task.run_ids:
+                self._cancel_sent.discard(rid)
                 if self._tasks.get(rid) is task:
                     del self._tasks[rid]
 
