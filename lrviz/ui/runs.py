@@ -15,6 +15,7 @@ import streamlit as st
 
 from lrviz import charts
 from lrviz.config import RunConfig
+from lrviz.store import StoreError
 from lrviz.ui import state
 
 ACTIVE = ("queued", "running")
@@ -161,7 +162,11 @@ def _snapshot() -> tuple[list[Any], pd.DataFrame]:
 
 def live_view() -> None:
     """The Runs page body: cards and charts, refreshed while anything is active."""
-    runs, _ = _snapshot()
+    try:
+        runs, _ = _snapshot()
+    except (StoreError, OSError) as err:  # a read-only cache folder or a full disk
+        st.error(f"The runs cannot be shown. {err}", icon=":material/error:")
+        return
     if not runs:
         st.info("No runs yet. Choose schedules on the Schedules page and press Train.",
                 icon=":material/info:")
