@@ -191,3 +191,46 @@ def test_sweep_module_is_pure():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+class TestCli:
+    @pytest.mark.parametrize("argv, needle", [
+        (["sweep", "--grid", "missing.yaml"], "`grid`"),
+        (["sweep", "--preset", "article", "--schedule", "step"], "alternatives"),
+        (["sweep", "--schedule", "step", "--set", "step.drop_rate=[0.5,2]"], "drop_rate=2"),
+        (["sweep", "--schedule", "step", "--seeds", "0,x"], "`--seeds`"),
+        (["sweep", "--schedule", "step", "--engine", "ray"], "LRVIZ_RAY_ADDRESS"),
+        (["sweep", "--schedule", "step", "--no-wait"], "`--no-wait`"),
+        (["sweep", "--schedule", "step", "--engine", "warp"], "`--engine`"),
+    ])
+    def test_bad_input_is_one_line_exit_2(self, argv, needle, capsys, monkeypatch):
+        from lrviz.cli import main
+
+        monkeypatch.delenv("LRVIZ_RAY_ADDRESS", raising=False)
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert needle in err and err.count("\n") == 1
+
+    @pytest.mark.slow
+    def test_grid_file_in_the_foreground_groups_seeds(self, tmp_path, capsys, monkeypatch):
+        from lrviz.cli import main
+        from lrviz.store import RunStore
+
+        monkeypatch.delenv("LRVIZ_RAY_ADDRESS", raising=False)
+        grid = {"schedules": {"step": {"drop_rate": [0.5, 0.8], "epochs_drop": 1}}, "seeds": [0, 1],
+                "run": {"epochs": 1, "train_size": 200}}
+        path = tmp_path / "grid.json"
+        path.write_text(json.dumps(grid))
+        assert main(["sweep", "--grid", str(path), "--format", "json"]) == 0
+        out = json.loads(capsys.readouterr().out)
+        assert out["engine"] == "batched" and len(out["runs"]) == 4
+        assert all(r["status"] == "finished" for r in out["runs"])
+        store = RunStore()
+        assert {store.get(r["run_id"]).group_id for r in out["runs"]} == {out["group_id"]}
+        confs = out["configurations"]
+        assert len(confs) == 2 and [c["runs"] for c in confs] == [2, 2]
+        accs = {store.get(r["run_id"]).config["schedule_params"]["drop_rate"]: [] for r in out["runs"]}
+        for r in out["runs"]:
+            accs[store.get(r["run_id"]).config["schedule_params"]["drop_rate"]].append(r["val_accuracy"])
+        means = sorted(float(np.mean(v)) for v in accs.values())
+        assert sorted(c["final_val_accuracy_mean"] for c in confs) == pytest.approx(means)

@@ -180,7 +180,7 @@ def train_task(relay: Any, run_ids: Sequence[str], config_dicts: Sequence[dict],
         else:
             from lrviz.training.batched import train_batched
 
-            outcomes = train_batched(configs, sinks)
+            outcomes = train_batched(configs, sinks, jit_compile=False)  # as train_group: no XLA compile wait
     for sink in sinks:
         sink.flush()
     return [(o.status, int(o.epochs_done), getattr(o, "error", None)) for o in outcomes]
