@@ -159,6 +159,25 @@ def test_sweep_of_four_lands_in_store_with_every_epoch(executor, store):
 
 
 @needs_ray
+def test_sweep_cli_runs_on_the_active_ray_cluster(ray_cluster, capsys, monkeypatch):
+    import json
+
+    from lrviz.cli import main
+    from lrviz.store import RunStore
+
+    monkeypatch.setenv("LRVIZ_RAY_ADDRESS", "auto")  # joins the session's cluster
+    argv = ["sweep", "--schedule", "constant", "--set", "lr=[0.01,0.05]", "--seeds", "0,1",
+            "--epochs", "1", "--train-size", "200", "--format", "json"]
+    assert main(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["engine"] == "ray" and len(out["runs"]) == 4
+    assert all(r["status"] == "finished" and r["epochs_done"] == 1 for r in out["runs"]), out["runs"]
+    assert [c["runs"] for c in out["configurations"]] == [2, 2]
+    store = RunStore()
+    assert {store.get(r["run_id"]).group_id for r in out["runs"]} == {out["group_id"]}
+
+
+@needs_ray
 def test_results_equal_local_run_training(executor, store):
     from lrviz.config import RunConfig
     from lrviz.training import run_training
