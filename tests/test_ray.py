@@ -291,3 +291,16 @@ def test_settings_refuse_bad_values(monkeypatch):
     monkeypatch.setenv("LRVIZ_RAY_RETRIES", "-1")
     with pytest.raises(ValueError, match="LRVIZ_RAY_RETRIES must be a whole number >= 0"):
         ray_retries()
+
+
+@needs_ray
+@pytest.mark.parametrize("address, ok", [("auto", True), ("ray://head:10001", True), ("10.0.0.1:6379", True),
+                                         ("", False), (None, False), ("yes", False), ("head:port", False)])
+def test_address_is_checked(address, ok):
+    from lrviz.jobs.ray_executor import check_address
+
+    if ok:
+        assert check_address(address) == address
+    else:
+        with pytest.raises(ValueError, match="LRVIZ_RAY_ADDRESS must be `auto`"):
+            check_address(address)

@@ -76,6 +76,16 @@ def ray_retries() -> int:
     return value
 
 
+def check_address(address: str | None) -> str:
+    """``auto``, ``ray://host:port`` or ``host:port``; anything else (or nothing, which would
+    make Ray start a private single-machine cluster) is refused."""
+    text = (address or "").strip()
+    if text == "auto" or text.startswith("ray://") or (":" in text and text.rsplit(":", 1)[1].isdigit()):
+        return text
+    raise ValueError("LRVIZ_RAY_ADDRESS must be `auto` (a cluster this machine joined with `ray start`), "
+                     f"`ray://host:10001` or `host:6379`. Received: {address!r}")
+
+
 def select_executor(store: RunStore | None = None):
     """``RayExecutor`` when ``LRVIZ_RAY_ADDRESS`` is set, else ``LocalExecutor``
     (the rule ``lrviz.jobs.get_executor`` applies)."""
@@ -247,7 +257,7 @@ class RayExecutor:
         import ray
 
         self.store = store if store is not None else RunStore()
-        self.address = address if address is not None else settings.ray_address()
+        self.address = check_address(address if address is not None else settings.ray_address())
         self.cpus_per_run = ray_cpus_per_run() if cpus_per_run is None else float(cpus_per_run)
         if not self.cpus_per_run > 0:
             raise ValueError(f"Argument `cpus_per_run` must be > 0. Received: cpus_per_run={cpus_per_run!r}")
