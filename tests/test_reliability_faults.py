@@ -424,3 +424,19 @@ def test_two_sessions_pressing_train_at_once_make_one_run(store, monkeypatch):
     assert _epochs(store, run_id) == [1, 2, 3]
     at = _runs_page()
     assert not any(e.value.startswith("Failed") for e in at.error)
+
+
+@pytest.mark.parametrize("page", [
+    pytest.param("pages/compare.py", marks=pytest.mark.xfail(
+        strict=False, reason="lrviz/ui/compare.py calls state.store() unguarded: StoreError/OSError "
+                             "becomes an exception box (owner was editing it; reported)")),
+    pytest.param("pages/lr_finder.py", marks=pytest.mark.xfail(
+        strict=False, reason="lrviz/ui/lr_finder.py calls state.store() unguarded (reported)")),
+    "pages/schedules.py",
+])
+def test_other_pages_with_an_unwritable_cache_keep_serving(unwritable_cache, page):
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    at.switch_page(page).run()
+    assert not at.exception, at.exception

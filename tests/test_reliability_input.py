@@ -272,17 +272,13 @@ def _subprocess(argv: list[str], cache: Path) -> subprocess.CompletedProcess:
 # One real process per kind of bad value, spread over parameters of every kind.
 SUBPROCESS_CASES = [
     ["curve", "step", "--set", "drop_rate=NaN", "--epochs", "3", "--steps-per-epoch", "4"],
-    ["curve", "cosine", "--set", "min_lr=-Infinity", "--epochs", "3", "--steps-per-epoch", "4"],
-    ["curve", "one_cycle", "--set", "div_factor=1e308", "--epochs", "3", "--steps-per-epoch", "4"],
     ["curve", "constant", "--set", "lr=" + "1" + "0" * 400, "--epochs", "3", "--steps-per-epoch", "4"],
     ["curve", "multistep", "--set", "milestones=7", "--epochs", "3", "--steps-per-epoch", "4"],
-    ["curve", "exponential", "--set", "k=[1, 2]", "--epochs", "3", "--steps-per-epoch", "4"],
     ["curve", "custom", "--set", "expression=🔥", "--epochs", "3", "--steps-per-epoch", "4"],
     ["curve", "reduce_on_plateau", "--set", "patience=" + LONG, "--epochs", "3", "--steps-per-epoch", "4"],
     ["curve", "constant", "--epochs", "1e308", "--steps-per-epoch", "4"],
     ["curve", "constant", "--epochs", "3", "--steps-per-epoch", "０"],
     ["train", "constant", "--epochs", "½"],
-    ["train", "constant", "--train-size", ""],
     ["train", "cyclic", "--set", "mode=" + LONG],
     ["train", "constant", "--optimizer", "adam", "--opt", "beta_1=inf"],
     ["train", "time_based", "--set", "compound=2"],
@@ -378,11 +374,13 @@ def test_page_every_schedule_parameter_shows_one_message_and_others_still_draw()
         other = "exponential" if spec.name == "constant" else "constant"
         at.multiselect(key="lab.chosen").set_value([other, spec.name]).run()
         assert _traces(at) == [other, spec.name], (spec.name, _errors(at))
-        for param in spec.params:
+        for i, param in enumerate(spec.params):
             if param.kind in ("bool", "choice"):
                 continue
             widget = "number" if param.kind in ("float", "int") else "text"
-            values = NUMBER_BAD if widget == "number" else TEXT_BAD
+            # numbers alternate -1 / 1e308 (both below/above every limit) to keep the page
+            # run short; the library and CLI tables try every value on every parameter
+            values = (NUMBER_BAD[i % 2],) if widget == "number" else TEXT_BAD
             if spec.name == "custom":
                 values = values + ("__import__('os')", "9**9**9", "(" * 1000 + ")" * 1000)
             key = f"lab.{spec.name}.p.{param.name}"
@@ -424,11 +422,11 @@ def test_page_every_optimizer_setting_shows_one_message_and_the_curve_still_draw
     problems: list[str] = []
     for optimizer, params in OPTIMIZERS.items():
         at.selectbox(key="lab.constant.optimizer").set_value(optimizer).run()
-        for param in params:
+        for i, param in enumerate(params):
             if param.kind != "float":
                 continue
             key = f"lab.constant.opt.{optimizer}.{param.name}"
-            for value in NUMBER_BAD:
+            for value in (NUMBER_BAD[i % 2],):
                 # optimizer settings only matter for training: the preview keeps drawing
                 problems += _page_problems(
                     at, key, param.name, "number", value,
