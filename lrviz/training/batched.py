@@ -359,6 +359,8 @@ class StackedMLP:
         """Per-run val_loss and val_accuracy (group order) over the whole validation set."""
         import tensorflow as tf
 
+        if self._eval is None:
+            self._build()
         loss = np.zeros(self.k, np.float64)
         hits = np.zeros(self.k, np.float64)
         for i in range(0, len(y_val), _EVAL_CHUNK):
@@ -396,9 +398,17 @@ class StackedMLP:
         weights, slots = self.run_state()
         table, optimizers, opt_params = self.args
         pos = list(positions)
-        return StackedMLP([weights[i] for i in pos], table[pos], [optimizers[i] for i in pos],
-                          [opt_params[i] for i in pos], jit_compile=self.jit_compile,
-                          slots=[slots[i] for i in pos], iteration=int(self.iterations.numpy()))
+        new = StackedMLP([weights[i] for i in pos], table[pos], [optimizers[i] for i in pos],
+                         [opt_params[i] for i in pos], jit_compile=self.jit_compile,
+                         slots=[slots[i] for i in pos], iteration=int(self.iterations.numpy()))
+        # The epoch's running metrics and masks go along: a mid-epoch shrink is invisible.
+        for name in ("loss_sum", "correct", "seen", "active", "last_step"):
+            mine = self._to_group({name: getattr(self, name).numpy()})[name][pos]
+            getattr(new, name).assign(mine[new.order])
+        if self._train_step is not None:
+            new._x, new._y = self._x, self._y
+            new._build()
+        return new
 
     def _to_group(self, values: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         inv = np.argsort(self.order)
@@ -407,7 +417,7 @@ class StackedMLP:
 
 # --------------------------------------------------------------------------- training
 
-_CANCEL_CHECK_EVERY = 50  # steps between sink.should_stop() polls, as the single-run callback
+_CHECK_EVERY = 20  # steps between polls for cancels (sinks throttle themselves) and divergence
 
 
 def initial_weights(hidden: Sequence[int], seed: int) -> list[np.ndarray]:
@@ -429,12 +439,97 @@ def lr_table(configs: Sequence["RunConfig"]) -> np.ndarray:
                               c.epochs, c.steps_per_epoch) for c in configs])
 
 
+class _Group:
+    """The training loop of one stack: which runs are live, reporting, shrinking."""
+
+    def __init__(self, configs, sinks, stack, table, x_val, y_val, outcome_cls):
+        self.configs, self.sinks, self.stack, self.table = configs, sinks, stack, table
+        self.x_val, self.y_val, self.Outcome = x_val, y_val, outcome_cls
+        self.live = list(range(len(configs)))  # group index of each stack position
+        self.outcomes: list[Any] = [None] * len(configs)
+        self.spe, self.epochs = configs[0].steps_per_epoch, configs[0].epochs
+
+    def run(self, x_train, y_train, order) -> list[Any]:
+        for epoch in range(self.epochs):
+            start = time.perf_counter()
+            self.stack.start_epoch(x_train, y_train)
+            for step, idx in enumerate(order):
+                if step and step % _CHECK_EVERY == 0:
+                    self._poll(epoch, start)
+                    if not self.live:
+                        return self.outcomes
+                self.stack.step(idx)
+            self._end_epoch(epoch, start)
+            if not self.live:
+                break
+        return self.outcomes
+
+    def _poll(self, epoch: int, start: float) -> None:
+        """Mid-epoch: drop cancelled runs (their half epoch is not reported, as with a
+        single run) and report diverged ones now, so the stack stops computing them."""
+        active = self.stack.active_mask()
+        cancel = [p for p, i in enumerate(self.live) if active[p] and self.sinks[i].should_stop()]
+        diverged = [p for p in range(len(self.live)) if not active[p] and p not in cancel]
+        for p in cancel:
+            i = self.live[p]
+            self.outcomes[i] = self.Outcome("cancelled", epoch)
+        if diverged:
+            self._report(epoch, start, diverged, self.stack.subset(diverged))
+        if cancel or diverged:
+            keep = [p for p in range(len(self.live)) if p not in cancel and p not in diverged]
+            self._shrink(keep)
+
+    def _end_epoch(self, epoch: int, start: float) -> None:
+        self._report(epoch, start, list(range(len(self.live))), self.stack)
+        keep = []
+        for p, i in enumerate(self.live):
+            if self.outcomes[i] is not None:
+                continue
+            if epoch + 1 == self.epochs:
+                self.outcomes[i] = self.Outcome("finished", self.epochs)
+            elif self.sinks[i].should_stop():
+                self.outcomes[i] = self.Outcome("cancelled", epoch + 1)
+            else:
+                keep.append(p)
+        if len(keep) < len(self.live):
+            self._shrink(keep)
+
+    def _report(self, epoch: int, start: float, positions: list[int], stack: "StackedMLP") -> None:
+        """Send the epoch to the sinks of ``positions`` (``stack`` holds exactly those runs,
+        or all live runs); a non-finite loss ends the run ``diverged``."""
+        own = stack is not self.stack
+        train = stack.collect()
+        val = stack.evaluate(self.x_val, self.y_val)
+        last_step = stack.last_active_step()
+        seconds = time.perf_counter() - start
+        first_step = epoch * self.spe
+        for n, p in enumerate(positions):
+            s = n if own else p
+            i = self.live[p]
+            steps = min(self.spe, int(last_step[s]) - first_step + 1)
+            lrs = self.table[i, first_step:first_step + steps].astype(np.float32).astype(np.float64)
+            metrics = {"loss": float(train["loss"][s]), "accuracy": float(train["accuracy"][s]),
+                       "val_loss": float(val["val_loss"][s]), "val_accuracy": float(val["val_accuracy"][s]),
+                       "learning_rate": float(lrs[0])}
+            self.sinks[i].on_step_lr(first_step, lrs)
+            self.sinks[i].on_epoch(epoch + 1, metrics, seconds)
+            if not np.isfinite(metrics["loss"]):
+                self.outcomes[i] = self.Outcome("diverged", epoch + 1)
+
+    def _shrink(self, keep: list[int]) -> None:
+        # Dropping ended runs from the stack saves their share of every later step.
+        if keep:
+            self.stack = self.stack.subset(keep)
+        self.live = [self.live[p] for p in keep]
+
+
 def train_stacked(configs: Sequence["RunConfig"], sinks: Sequence[Any], *,
                   jit_compile: bool = False) -> list[Any]:
     """Train one compatible group (``group_key`` equal for all) in one stacked computation.
 
     Each sink receives what ``run_training`` would send: ``on_step_lr`` then ``on_epoch``
-    at every epoch end, epochs numbered from 1, seconds = the group's epoch wall time.
+    at every epoch end, epochs numbered from 1, seconds = the group's epoch wall time
+    (for a run that diverged, the time until its epoch was reported).
     """
     from lrviz.data import load_sample
     from lrviz.training.run import Outcome
@@ -444,87 +539,30 @@ def train_stacked(configs: Sequence["RunConfig"], sinks: Sequence[Any], *,
         raise ValueError("Argument `configs` must be one stackable group (see group_runs). "
                          f"Received: {len(configs)} configs in {len(keys)} groups")
     first = configs[0]
-    k, spe, epochs = len(configs), first.steps_per_epoch, first.epochs
-    outcomes: list[Any] = [None] * k
+    outcomes: list[Any] = [None] * len(configs)
     for i, sink in enumerate(sinks):
         if sink.should_stop():  # cancelled while queued/setting up, as run_training does
             outcomes[i] = Outcome("cancelled", 0)
-    live = [i for i in range(k) if outcomes[i] is None]
+    live = [i for i in range(len(configs)) if outcomes[i] is None]
     if not live:
         return outcomes
 
     sample = load_sample(first.train_size, first.sample_seed, first.validation, first.validation_split)
     x_train = sample.x_train.reshape(len(sample.x_train), -1).astype(np.float32)
     x_val = sample.x_val.reshape(len(sample.x_val), -1).astype(np.float32)
-    y_train = sample.y_train.astype(np.int32)
-    y_val = sample.y_val.astype(np.int32)
     init = initial_weights(first.hidden, first.seed)
     order = batches(fit_batch_order(len(x_train), first.seed), first.batch_size)
-    if len(order) != spe:
-        raise RuntimeError(f"The sample gives {len(order)} batches per epoch, the config {spe}")
-    table = lr_table(configs)
-
-
-    stack = StackedMLP([init] * len(live), table[live], [configs[i].optimizer for i in live],
+    if len(order) != first.steps_per_epoch:
+        raise RuntimeError(f"The sample gives {len(order)} batches per epoch, the config "
+                           f"{first.steps_per_epoch}")
+    table = lr_table([configs[i] for i in live])
+    stack = StackedMLP([init] * len(live), table, [configs[i].optimizer for i in live],
                        [configs[i].optimizer_params for i in live], jit_compile=jit_compile)
-    done_epochs = {i: 0 for i in live}
-    for epoch in range(epochs):
-        start = time.perf_counter()
-        cancelled = _train_epoch(stack, x_train, y_train, order, [sinks[i] for i in live])
-        train = stack.collect()
-        val = stack.evaluate(x_val, y_val)
-        seconds = time.perf_counter() - start
-        last_step = stack.last_active_step()
-        still = []
-        for pos, i in enumerate(live):
-            if cancelled[pos]:
-                outcomes[i] = Outcome("cancelled", done_epochs[i])
-                continue
-            first_step = epoch * spe
-            steps = min(spe, int(last_step[pos]) - first_step + 1)
-            lrs = table[i, first_step:first_step + steps].astype(np.float32).astype(np.float64)
-            metrics = {"loss": float(train["loss"][pos]), "accuracy": float(train["accuracy"][pos]),
-                       "val_loss": float(val["val_loss"][pos]),
-                       "val_accuracy": float(val["val_accuracy"][pos]),
-                       "learning_rate": float(lrs[0])}
-            sinks[i].on_step_lr(first_step, lrs)
-            sinks[i].on_epoch(epoch + 1, metrics, seconds)
-            done_epochs[i] = epoch + 1
-            if not np.isfinite(metrics["loss"]):
-                outcomes[i] = Outcome("diverged", epoch + 1)
-            elif epoch + 1 == epochs:
-                outcomes[i] = Outcome("finished", epochs)
-            elif sinks[i].should_stop():
-                outcomes[i] = Outcome("cancelled", epoch + 1)
-            else:
-                still.append(pos)
-        if not still:
-            break
-        if len(still) < len(live):
-            # Dropping finished runs from the stack saves their share of every later step.
-            stack = stack.subset(still)
-            live = [live[p] for p in still]
+    group = _Group([configs[i] for i in live], [sinks[i] for i in live], stack, table,
+                   x_val, sample.y_val.astype(np.int32), Outcome)
+    for i, out in zip(live, group.run(x_train, sample.y_train.astype(np.int32), order)):
+        outcomes[i] = out
     return outcomes
-
-
-def _train_epoch(stack: "StackedMLP", x_train: np.ndarray, y_train: np.ndarray, order: list[np.ndarray], sinks: Sequence[Any]) -> list[bool]:
-    """Run one epoch; poll the sinks for a cancel every ``_CANCEL_CHECK_EVERY`` steps.
-
-    Returns which runs were cancelled mid-epoch (their half epoch is not reported, as
-    with a single run).
-    """
-    cancelled = [False] * len(sinks)
-    stack.start_epoch(x_train, y_train)
-    for step, idx in enumerate(order):
-        if step and step % _CANCEL_CHECK_EVERY == 0:
-            active = stack.active_mask()
-            hits = [p for p, s in enumerate(sinks) if active[p] and not cancelled[p] and s.should_stop()]
-            if hits:
-                for p in hits:
-                    cancelled[p] = True
-                stack.deactivate(hits)
-        stack.step(idx)
-    return cancelled
 
 
 def train_batched(configs: Sequence["RunConfig"], sinks: Sequence[Any], *,
