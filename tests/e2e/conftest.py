@@ -318,21 +318,33 @@ def choose_schedules(page, names: list[str], *, clear: bool = True) -> None:
     """Empty the Schedules picker (unless ``clear`` is False), then pick ``names`` in
     order, as a person would: the tags' remove buttons, then typing and clicking."""
     picker = page.locator(key("lab.chosen"))
+    picker.locator("input").first.wait_for(state="visible")  # tags render with the input
     for _ in range(20 if clear else 0):  # bounded: one tag per click
         tags = chosen_schedules(page)
         if not tags:
             break
         picker.get_by_role("button", name=re.compile(r"^Remove ")).last.click()
-        wait_until(lambda: len(chosen_schedules(page)) < len(tags), "a tag to go")
+        wait_until(lambda n=len(tags): len(chosen_schedules(page)) < n, "a tag to go")
     if clear:
         assert not chosen_schedules(page), f"could not empty the picker: {chosen_schedules(page)}"
+    wait_app_idle(page)
     box = picker.locator("input").first
     for name in names:
-        box.click()
-        box.fill(name)
-        # The first option is "Select N matches": click the schedule's own option.
-        page.get_by_role("option", name=re.compile(rf"^{re.escape(name)} · ")).first.click()
-        wait_until(lambda: name in chosen_schedules(page), f"schedule {name!r} picked")
+        # The first option is "Select N matches": click the schedule's own option. A rerun
+        # (from the previous change) may close the list under us, so try a few times.
+        option = page.get_by_role("option", name=re.compile(rf"^{re.escape(name)} · ")).first
+        for attempt in range(4):
+            try:
+                box.click()
+                box.fill(name)
+                option.click(timeout=5_000)
+                break
+            except Exception:
+                if attempt == 3:
+                    raise
+                box.press("Escape")
+                wait_app_idle(page)
+        wait_until(lambda n=name: n in chosen_schedules(page), f"schedule {name!r} picked")
     box.press("Escape")
     wait_app_idle(page)
 
@@ -341,6 +353,51 @@ def set_run_settings(page, **values: Any) -> None:
     """Fill the Schedules page's main run settings (epochs, train_size, batch_size)."""
     for name, value in values.items():
         set_number(page, f"lab.run.{name}", value)
-        wait_until(lambda: page.locator(f"{key('lab.run.' + name)} input").first.input_value()
-                   == str(value), f"run setting {name}={value}")
+        box = page.locator(f"{key('lab.run.' + name)} input").first
+        wait_until(lambda b=box, v=str(value): b.input_value() == v, f"run setting {name}={value}")
     wait_app_idle(page)
+
+
+def train_from_schedules(page, server: Server, schedules: list[str], **settings: Any) -> list[str]:
+    """On the Schedules page: pick ``schedules``, set the run settings, press Train and
+    return the ids of the runs it queued (new rows in the server's store)."""
+    goto(page, server, "", "Learning-rate schedules")
+    choose_schedules(page, schedules)
+    set_run_settings(page, **settings)
+    before = {r.id for r in server.store().list_runs(kind="train")}
+    label = f"Train {len(schedules)} run{'s' if len(schedules) != 1 else ''}"
+    button = page.locator(key("train.go")).get_by_role("button", name=label)
+    wait_until(lambda: button.count() > 0 and button.first.is_enabled(), f"a {label!r} button")
+    button.first.click()
+    wait_until(lambda: page.get_by_text("queued as").count() >= len(schedules),
+               f"{len(schedules)} 'queued as' message(s) after Train")
+    new = wait_until(lambda: [r.id for r in server.store().list_runs(kind="train")
+                              if r.id not in before],
+                     "the new runs in the store")
+    assert len(new) == len(schedules), f"Train queued {len(new)} runs for {schedules}"
+    return new
+
+
+# ---------------------------------------------------------------------- Runs page
+STATUS_WORDS = ("queued", "running", "finished", "diverged", "cancelled", "failed", "interrupted")
+
+
+def run_card(page, run_id: str):
+    """The Runs page card of ``run_id``: the innermost block holding its id and a
+    progress bar (ancestors come first in document order, so the last match)."""
+    return (page.locator('[data-testid="stVerticalBlock"]')
+            .filter(has=page.locator("code", has_text=run_id))
+            .filter(has=page.locator('[data-testid="stProgress"]')).last)
+
+
+def card_state(page, run_id: str) -> tuple[str, int, int] | None:
+    """(status, epochs done, epochs total) as the card shows them; None when not shown."""
+    card = run_card(page, run_id)
+    if card.count() == 0:
+        return None
+    text = card.inner_text()
+    progress = re.search(r"epoch (\d+)/(\d+)", text)
+    status = next((w for w in STATUS_WORDS if re.search(rf"\b{w}\b", text)), None)
+    if not progress or not status:
+        return None
+    return status, int(progress.group(1)), int(progress.group(2))

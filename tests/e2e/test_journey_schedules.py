@@ -11,7 +11,13 @@ from __future__ import annotations
 import pytest
 
 from tests.e2e.conftest import (
-    choose_schedules, goto, key, plotly_traces, set_number, step, wait_until,
+    choose_schedules,
+    goto,
+    key,
+    plotly_traces,
+    set_number,
+    step,
+    wait_until,
 )
 
 CHART = key("lab.chart")
