@@ -202,3 +202,18 @@ def test_finished_config_is_reused_and_can_be_trained_again(quick_workers):
 def test_each_schedule_panel_renders(name):
     at = _choose(_home(), name)
     assert list(_traces(at)) == [name]
+
+
+def test_train_of_several_schedules_submits_one_group_for_the_batched_engine(quick_workers):
+    at = _tiny(_home())
+    at = _choose(at, "constant", "step")
+    store = RunStore()
+    try:
+        at.button(key="train.go").click().run()
+        assert not at.exception
+        runs = store.list_runs(kind="train")
+        assert sorted(r.config["schedule"] for r in runs) == ["constant", "step"]
+        # one group: a worker claims them together and trains them in one computation
+        assert runs[0].group_id is not None and runs[0].group_id == runs[1].group_id
+    finally:
+        _cancel_all(store)

@@ -61,14 +61,7 @@ class Submission:
 @runtime_checkable
 class Executor(Protocol):
     def submit(self, config, *, retrain: bool = False) -> Submission: ...
-    def submit_many(self, configs: Sequence[Any], *, retrain: bool = False) -> list[Submission]:
-        """Submit several configs as one group: a worker claims the group's queued runs
-        together and trains the stackable ones in one batched computation."""
-        reconcile(self.store)
-        group_id = "g" + new_run_id()[1:]
-        infos = [self.store.create_or_reuse(c, retrain=retrain, group_id=group_id) for c in configs]
-        self.ensure_workers()
-        return [Submission(info.id, reused) for info, reused in infos]
+    def submit_many(self, configs: Sequence[Any], *, retrain: bool = False) -> list[Submission]: ...
 
     def cancel(self, run_id: str) -> None: ...
     def status(self, run_id: str) -> str: ...
@@ -205,6 +198,15 @@ class LocalExecutor:
         info, reused = self.store.create_or_reuse(config, retrain=retrain)
         self.ensure_workers()
         return Submission(info.id, reused)
+
+    def submit_many(self, configs: Sequence[Any], *, retrain: bool = False) -> list[Submission]:
+        """Submit several configs as one group: a worker claims the group's queued runs
+        together and trains the stackable ones in one batched computation."""
+        reconcile(self.store)
+        group_id = "g" + new_run_id()[1:]
+        infos = [self.store.create_or_reuse(c, retrain=retrain, group_id=group_id) for c in configs]
+        self.ensure_workers()
+        return [Submission(info.id, reused) for info, reused in infos]
 
     def cancel(self, run_id: str) -> None:
         """Queued: cancelled now. Running: stops within one epoch, ends ``cancelled``."""

@@ -63,6 +63,10 @@ def submit(label: str, config: RunConfig, *, retrain: bool = False) -> TrainResu
     except (ParamError, OSError, RuntimeError) as err:
         result.outcome, result.detail = "error", str(err)
         return result
+    return _describe(result, sub)
+
+
+def _describe(result: TrainResult, sub) -> TrainResult:
     info = state.store().get(sub.run_id)
     result.run_id, result.status = sub.run_id, info.status
     result.name = info.name or sub.run_id
@@ -71,6 +75,18 @@ def submit(label: str, config: RunConfig, *, retrain: bool = False) -> TrainResu
 
 
 def _submit_all(configs: list[tuple[str, RunConfig]]) -> None:
+    """Several runs go in as one group, so a worker trains the compatible ones together
+    in one batched computation (lrviz.training.batched); one run goes in alone."""
+    executor = state.executor()
+    if len(configs) > 1 and hasattr(executor, "submit_many"):
+        try:
+            subs = executor.submit_many([config for _, config in configs])
+        except (ParamError, OSError, RuntimeError):
+            subs = None  # per-run submission below names the run that failed
+        if subs is not None:
+            st.session_state[RESULTS_KEY] = [_describe(TrainResult(label, config), sub)
+                                             for (label, config), sub in zip(configs, subs)]
+            return
     st.session_state[RESULTS_KEY] = [submit(label, config) for label, config in configs]
 
 
