@@ -301,7 +301,12 @@ def test_cli_subprocess_exits_2_with_one_line_and_writes_nothing(argv, tmp_cache
 def _home():
     from streamlit.testing.v1 import AppTest
 
-    at = AppTest.from_file(APP, default_timeout=60).run()
+    at = AppTest.from_file(APP, default_timeout=60)
+    # a short horizon keeps each of the hundreds of reruns below cheap; validation is the
+    # same at any horizon
+    at.session_state["lab.run.epochs"] = 5
+    at.session_state["lab.run.train_size"] = 640
+    at.run()
     assert not at.exception, at.exception
     return at
 
