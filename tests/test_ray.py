@@ -41,7 +41,7 @@ def ray_cluster(tmp_path_factory):
     try:
         for attempt in (1, 2):
             try:
-                ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+                ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
                          configure_logging=False)
                 break
             except Exception as exc:
@@ -241,6 +241,23 @@ def test_cancel_before_start_cancels_pending_task(executor, store):
     assert executor.wait(ids, timeout=60)
     assert [store.get(r).status for r in ids] == ["cancelled"] * 3
     assert store.get(ids[2]).epochs_done == 0
+
+
+@needs_ray
+def test_run_claimed_elsewhere_is_left_to_its_owner(executor, store):
+    from lrviz.config import RunConfig
+
+    config = RunConfig.create("constant", {"lr": 0.04}, seed=9, **SMALL)
+    rid = executor.submit(config).run_id
+    # a local worker claims it first (as LocalExecutor's claim_next would)
+    assert store.set_status(rid, "running", only_if="queued")
+    deadline = time.monotonic() + 60
+    while rid in executor.in_flight() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert rid not in executor.in_flight()
+    info = store.get(rid)
+    assert info.status == "running" and info.epochs_done == 0  # Ray neither trained nor closed it
+    assert store.history(rid).empty
 
 
 @needs_ray

@@ -241,6 +241,7 @@ class _Task:
     attempts: int = 0
     node: str | None = None
     epochs: dict[str, int] = field(default_factory=dict)
+    foreign: set[str] = field(default_factory=set)  # runs someone else owns: record nothing
 
 
 class RayExecutor:
@@ -436,7 +437,7 @@ class RayExecutor:
             for task in tasks.values():
                 if task.started:
                     for rid in task.run_ids:
-                        if rid in self._tasks:
+                        if rid in self._tasks and rid not in task.foreign:
                             self.store.heartbeat(rid)
 
     def _mirror_cancels(self, tasks: Any) -> None:
@@ -458,16 +459,23 @@ class RayExecutor:
                     self._started(*payload)
                 elif kind == "epoch":
                     rid, epoch, metrics, seconds = payload
-                    self.store.log_epoch(rid, epoch, metrics, seconds)
-                    with self._lock:
-                        task = self._tasks.get(rid)
-                        if task is not None:
-                            task.epochs[rid] = epoch
+                    if not self._foreign(rid):
+                        self.store.log_epoch(rid, epoch, metrics, seconds)
+                        with self._lock:
+                            task = self._tasks.get(rid)
+                            if task is not None:
+                                task.epochs[rid] = epoch
                 elif kind == "lr":
                     rid, first_step, lrs = payload
-                    self.store.log_step_lr(rid, first_step, lrs)
+                    if not self._foreign(rid):
+                        self.store.log_step_lr(rid, first_step, lrs)
             except KeyError:  # the run was deleted meanwhile: tell its task to stop
                 self._ray.get(self.relay.cancel.remote(payload[0] if kind != "started" else payload[0][0]))
+
+    def _foreign(self, run_id: str) -> bool:
+        with self._lock:
+            task = self._tasks.get(run_id)
+            return task is not None and run_id in task.foreign
 
     def _started(self, run_ids: list[str], host: str, pid: int) -> None:
         with self._lock:
@@ -482,7 +490,11 @@ class RayExecutor:
                 self.store.heartbeat(rid)
                 continue
             if not self.store.set_status(rid, "running", only_if="queued"):
-                # cancelled before it started, or claimed by a local worker: do not train twice
+                # cancelled before it started, or claimed by a local worker: do not train
+                # twice, and leave its epochs and final status to whoever has it
+                if task is not None:
+                    with self._lock:
+                        task.foreign.add(rid)
                 self._ray.get(self.relay.cancel.remote(rid))
             else:
                 self.store.heartbeat(rid)
@@ -494,6 +506,8 @@ class RayExecutor:
         except Exception as exc:
             outcomes = [self._failure(task, rid, exc) for rid in task.run_ids]
         for rid, (status, error) in zip(task.run_ids, outcomes):
+            if rid in task.foreign:
+                continue
             try:
                 self.store.set_status(rid, status, error=error, only_if=("queued", "running"))
             except KeyError:
