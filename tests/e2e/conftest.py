@@ -401,3 +401,34 @@ def card_state(page, run_id: str) -> tuple[str, int, int] | None:
     if not progress or not status:
         return None
     return status, int(progress.group(1)), int(progress.group(2))
+
+
+def pick_option(page, widget_key: str, option: str) -> None:
+    """Pick ``option`` (its exact text) in the multiselect ``widget_key``."""
+    box = page.locator(f"{key(widget_key)} input").first
+    choice = page.get_by_role("option", name=option, exact=True).first
+    for attempt in range(4):  # a rerun may close the list under us
+        try:
+            box.click()
+            box.fill(option)
+            choice.click(timeout=5_000)
+            break
+        except Exception:
+            if attempt == 3:
+                raise
+            box.press("Escape")
+            wait_app_idle(page)
+    box.press("Escape")
+
+
+def ensure_finished_runs(page, server: Server, n: int = 2) -> list[str]:
+    """At least ``n`` finished training runs in the server's store (trained through the
+    Schedules page when missing, so a journey can run on its own); their ids."""
+    def finished() -> list[str]:
+        return [r.id for r in server.store().list_runs(kind="train", statuses=("finished",))]
+    if len(finished()) < n:
+        new = train_from_schedules(page, server, ["constant", "exponential"][: max(1, n)],
+                                   epochs=2, train_size=1000)
+        wait_until(lambda: all(server.store().get(r).status == "finished" for r in new),
+                   f"runs {new} to finish", timeout=TRAIN_TIMEOUT)
+    return finished()
