@@ -77,11 +77,10 @@ def _describe(result: TrainResult, sub) -> TrainResult:
 def _submit_all(configs: list[tuple[str, RunConfig]]) -> None:
     """Several runs go in as one group, so a worker trains the compatible ones together
     in one batched computation (lrviz.training.batched); one run goes in alone."""
-    executor = state.executor()
-    if len(configs) > 1 and hasattr(executor, "submit_many"):
+    if len(configs) > 1:
         try:
-            subs = executor.submit_many([config for _, config in configs])
-        except (ParamError, OSError, RuntimeError):
+            subs = state.executor().submit_many([config for _, config in configs])
+        except (ParamError, OSError, RuntimeError, AttributeError):  # StoreError is a RuntimeError
             subs = None  # per-run submission below names the run that failed
         if subs is not None:
             st.session_state[RESULTS_KEY] = [_describe(TrainResult(label, config), sub)
