@@ -50,11 +50,18 @@ def load_trainer(spec: str) -> Callable[[Any, Any], Any]:
     return getattr(importlib.import_module(module), name)
 
 
-def error_text(exc: BaseException, lines: int = 3) -> str:
-    """The exception line plus the frame it came from: enough to show in the Runs page."""
-    tb = traceback.format_exception(type(exc), exc, exc.__traceback__)
-    text = "".join(tb).rstrip().splitlines()
-    return "\n".join(text[-lines:])
+def error_text(exc: BaseException) -> str:
+    """What the Runs page shows for a failed run: a refusal we wrote for people (bad
+    data, a refused parameter) as it is; anything else as its type, message and the line
+    it came from (the worker log under cache/logs has the whole traceback)."""
+    from lrviz.data import DataError
+    from lrviz.params import ParamError
+
+    if isinstance(exc, (DataError, ParamError)):
+        return str(exc)
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" (at {os.path.basename(frames[-1].filename)}:{frames[-1].lineno})" if frames else ""
+    return f"{type(exc).__name__}: {exc}{where}"
 
 
 class Worker:
