@@ -1,7 +1,8 @@
-"""Where lrviz keeps things, read from the environment.
+"""Where lrviz keeps things and how it runs, read from the environment.
 
-Every setting has one place: here. Pages, the CLI and the workers ask this
-module instead of reading environment variables themselves.
+Every setting has one place: here. Pages, the CLI, the workers and the executors ask this
+module instead of reading environment variables themselves. A bad value raises
+ValueError naming the variable and the value.
 """
 
 from __future__ import annotations
@@ -10,6 +11,21 @@ import os
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _env_number(name: str, default: str, *, whole: bool, minimum: float,
+                above: bool = False) -> float | int:
+    """``$name`` as a number >= ``minimum`` (> when ``above``), or ValueError naming it."""
+    raw = os.environ.get(name, default)
+    bound = f"{'>' if above else '>='} {minimum:g}"
+    what = f"{name} must be a {'whole number' if whole else 'number'} {bound}. Received: {raw!r}"
+    try:
+        value = int(raw) if whole else float(raw)
+    except ValueError:
+        raise ValueError(what) from None
+    if not (value > minimum if above else value >= minimum):  # also refuses NaN
+        raise ValueError(what)
+    return value
 
 
 def cache_dir() -> Path:
@@ -26,16 +42,14 @@ def db_path() -> Path:
 
 def max_concurrent_runs() -> int:
     """How many local training workers run at once (``$LRVIZ_MAX_CONCURRENT``, default 1)."""
-    raw = os.environ.get("LRVIZ_MAX_CONCURRENT", "1")
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValueError(
-            f"LRVIZ_MAX_CONCURRENT must be a whole number of at least 1. Received: {raw!r}"
-        ) from None
-    if value < 1:
-        raise ValueError(f"LRVIZ_MAX_CONCURRENT must be at least 1. Received: {value}")
-    return value
+    return _env_number("LRVIZ_MAX_CONCURRENT", "1", whole=True, minimum=1)
+
+
+def worker_idle_seconds() -> float:
+    """How long an idle warm worker waits for work before exiting
+    (``$LRVIZ_WORKER_IDLE_SECONDS``, default 30): short enough to free memory, long enough
+    that the next Train finds TensorFlow already imported."""
+    return _env_number("LRVIZ_WORKER_IDLE_SECONDS", "30", whole=False, minimum=0)
 
 
 def ray_address() -> str | None:
@@ -43,13 +57,11 @@ def ray_address() -> str | None:
     return os.environ.get("LRVIZ_RAY_ADDRESS") or None
 
 
-def worker_idle_seconds() -> float:
-    """How long an idle warm worker waits for work before exiting (``$LRVIZ_WORKER_IDLE_SECONDS``, default 30)."""
-    raw = os.environ.get("LRVIZ_WORKER_IDLE_SECONDS", "30")
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(f"LRVIZ_WORKER_IDLE_SECONDS must be a number of seconds. Received: {raw!r}") from None
-    if not value >= 0:
-        raise ValueError(f"LRVIZ_WORKER_IDLE_SECONDS must be at least 0. Received: {raw!r}")
-    return value
+def ray_cpus_per_run() -> float:
+    """CPUs Ray reserves for each task (``$LRVIZ_RAY_CPUS_PER_RUN``, default 1)."""
+    return _env_number("LRVIZ_RAY_CPUS_PER_RUN", "1", whole=False, minimum=0, above=True)
+
+
+def ray_retries() -> int:
+    """How often Ray reruns a task whose worker died (``$LRVIZ_RAY_RETRIES``, default 0)."""
+    return _env_number("LRVIZ_RAY_RETRIES", "0", whole=True, minimum=0)

@@ -24,6 +24,9 @@ def test_core_modules_do_not_import_tensorflow():
         import sys
         import lrviz.schedules, lrviz.config, lrviz.store, lrviz.jobs, lrviz.charts
         import lrviz.ui.lab, lrviz.ui.runs, lrviz.ui.train, lrviz.ui.widgets
+        import lrviz.ui.compare, lrviz.ui.lr_finder, lrviz.export, lrviz.summary, lrviz.sweep
+        import lrviz.lr_finder, lrviz.tracking, lrviz.presets
+        from lrviz.training.batched import group_runs  # the app groups runs without TF
         print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')))
     """)
     assert proc.returncode == 0, proc.stderr

@@ -297,20 +297,6 @@ def test_killed_worker_is_retried_when_allowed(ray_cluster, store, tmp_path):
 
 
 @needs_ray
-def test_settings_refuse_bad_values(monkeypatch):
-    from lrviz.jobs.ray_executor import ray_cpus_per_run, ray_retries
-
-    monkeypatch.setenv("LRVIZ_RAY_CPUS_PER_RUN", "0")
-    with pytest.raises(ValueError, match="LRVIZ_RAY_CPUS_PER_RUN must be a number of CPUs > 0"):
-        ray_cpus_per_run()
-    monkeypatch.setenv("LRVIZ_RAY_CPUS_PER_RUN", "0.5")
-    assert ray_cpus_per_run() == 0.5
-    monkeypatch.setenv("LRVIZ_RAY_RETRIES", "-1")
-    with pytest.raises(ValueError, match="LRVIZ_RAY_RETRIES must be a whole number >= 0"):
-        ray_retries()
-
-
-@needs_ray
 @pytest.mark.parametrize("address, ok", [("auto", True), ("ray://head:10001", True), ("10.0.0.1:6379", True),
                                          ("", False), (None, False), ("yes", False), ("head:port", False)])
 def test_address_is_checked(address, ok):

@@ -46,34 +46,6 @@ POLL_S = 0.2               # drain period: an epoch shows up in the store within
 HEARTBEAT_EVERY_S = 2.0    # keeps reconcile (STALE_AFTER_S = 60) from failing live runs
 CANCEL_GRACE_S = 15.0      # a started task that ignores the cancel flag this long is killed
 STOP_CHECK_EVERY_S = 0.5   # how often a task's sink asks the relay for a cancel
-CPUS_ENV = "LRVIZ_RAY_CPUS_PER_RUN"
-RETRIES_ENV = "LRVIZ_RAY_RETRIES"
-
-
-# -- settings -------------------------------------------------------------------------------
-
-def ray_cpus_per_run() -> float:
-    """CPUs Ray reserves for each task (``$LRVIZ_RAY_CPUS_PER_RUN``, default 1)."""
-    raw = os.environ.get(CPUS_ENV, "1")
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(f"{CPUS_ENV} must be a number of CPUs > 0. Received: {raw!r}") from None
-    if not value > 0:
-        raise ValueError(f"{CPUS_ENV} must be a number of CPUs > 0. Received: {raw!r}")
-    return value
-
-
-def ray_retries() -> int:
-    """How often Ray reruns a task whose worker died (``$LRVIZ_RAY_RETRIES``, default 0)."""
-    raw = os.environ.get(RETRIES_ENV, "0")
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValueError(f"{RETRIES_ENV} must be a whole number >= 0. Received: {raw!r}") from None
-    if value < 0:
-        raise ValueError(f"{RETRIES_ENV} must be a whole number >= 0. Received: {raw!r}")
-    return value
 
 
 def check_address(address: str | None) -> str:
@@ -259,10 +231,10 @@ class RayExecutor:
 
         self.store = store if store is not None else RunStore()
         self.address = check_address(address if address is not None else settings.ray_address())
-        self.cpus_per_run = ray_cpus_per_run() if cpus_per_run is None else float(cpus_per_run)
+        self.cpus_per_run = settings.ray_cpus_per_run() if cpus_per_run is None else float(cpus_per_run)
         if not self.cpus_per_run > 0:
             raise ValueError(f"Argument `cpus_per_run` must be > 0. Received: cpus_per_run={cpus_per_run!r}")
-        self.retries = ray_retries() if retries is None else int(retries)
+        self.retries = settings.ray_retries() if retries is None else int(retries)
         self.task_hook = task_hook
         if not ray.is_initialized():  # else: joined already (a test, or a notebook's ray.init)
             ray.init(address=self.address, log_to_driver=False)
