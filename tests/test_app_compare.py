@@ -181,3 +181,22 @@ def test_running_run_refreshes_live(store):
     assert any("refreshing every 2 s" in c.value for c in at.caption)
     at = _select(at, [ids[0]])
     assert not any("refreshing" in c.value for c in at.caption)
+
+
+def test_seeds_of_one_config_draw_as_mean_and_band(store):
+    """A sweep's seeds: the mean line with a +/- 1 std band, computed from the store."""
+    ids = []
+    for seed, offset in ((0, 0.0), (1, 0.1)):
+        config = {**run_config("step", {"initial_lr": 0.5, "drop_rate": 0.8, "epochs_drop": 10}), "seed": seed}
+        rid = store.create_run(config, status="finished")
+        for epoch in (1, 2):
+            store.log_epoch(rid, epoch, {"loss": 1.0, "accuracy": 0.5, "val_loss": 1.0 + offset,
+                                         "val_accuracy": 0.5 + offset, "learning_rate": 0.5}, seconds=1.0)
+        ids.append(rid)
+    at = _select(_compare(), ids)
+    at.radio(key="compare.layout").set_value("Mean ± std over seeds").run()
+    assert not at.exception, at.exception
+    spec = _charts(at)[0]
+    lines = [t for t in spec["data"] if t.get("mode", "").startswith("lines") and t.get("fill") != "toself"]
+    means = [v for t in lines for v in _values(t["y"]) if v == v]
+    assert means and all(abs(m - 1.05) < 1e-9 for m in means), means  # mean of 1.0 and 1.1

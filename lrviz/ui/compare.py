@@ -15,14 +15,14 @@ from typing import Any, Sequence
 import pandas as pd
 import streamlit as st
 
-from lrviz import charts, export, summary
+from lrviz import charts, charts_sweep, export, summary, sweep
 from lrviz.store import STATUSES
 from lrviz.ui import state
 
 P = "compare."
 ACTIVE = ("queued", "running")
 REFRESH_SECONDS = 2.0
-LAYOUTS = ("Overlay", "Small multiples")
+LAYOUTS = ("Overlay", "Small multiples", "Mean ± std over seeds")
 DEFAULT_METRICS = ("val_loss", "val_accuracy")
 TABLE_COLUMNS = {
     "label": st.column_config.TextColumn("Run", width="large"),
@@ -132,6 +132,11 @@ def _figures(store: Any, runs: Sequence[Any], history: pd.DataFrame, opts: dict[
     draw = charts.small_multiples if opts["layout"] == LAYOUTS[1] else charts.metric_figure
     out = {}
     for metric in opts["metrics"]:
+        if opts["layout"] == LAYOUTS[2] and metric != "learning_rate":
+            # a sweep's seeds of one configuration: their mean with a +/- 1 std band
+            bands = sweep.seed_bands(history, runs, metric)
+            out[metric] = (charts_sweep.band_figure(bands, metric, log_y=opts["log_y"]), bands)
+            continue
         if metric == "learning_rate" and opts["lr_x"] == "steps":
             step_lrs = {r.id: store.step_lr(r.id) for r in runs}
             step_lrs = {rid: lrs for rid, lrs in step_lrs.items() if len(lrs)}
