@@ -12,8 +12,9 @@ PYTEST_ARGS ?=
 run: setup
 	$(VENV)/bin/streamlit run app.py --server.port $(PORT)
 
+# Ray's tests run in `make ray-test` (the optional extra); CI runs both.
 test: setup
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not ray" $(PYTEST_ARGS)
 
 setup: $(STAMPS)/venv data
 
@@ -32,10 +33,14 @@ data:
 bench: setup
 	$(PY) benchmarks/preview.py
 	$(PY) benchmarks/training.py
+	$(PY) benchmarks/sweep.py
 
-ray-test: setup
-	$(PY) -m pip install --quiet -r requirements-ray.txt
+ray-test: setup $(STAMPS)/ray
 	$(PY) -m pytest -m ray $(PYTEST_ARGS)
+
+$(STAMPS)/ray: requirements-ray.txt
+	$(PY) -m pip install --quiet -r requirements-ray.txt
+	@mkdir -p $(STAMPS) && touch $@
 
 lint: setup
 	$(PY) -m ruff check lrviz pages app.py tests benchmarks
