@@ -62,8 +62,31 @@ def time_page_rerun(repeats: int = 7, schedules: tuple[str, ...] | str | None = 
                 os.environ.pop("LRVIZ_CACHE_DIR", None)
             else:
                 os.environ["LRVIZ_CACHE_DIR"] = old
+        baseline = time_baseline_rerun(repeats)
     return {"rerun_ms": min(times), "median_ms": statistics.median(times),
-            "first_run_ms": first, "schedules": list(names)}
+            "first_run_ms": first, "schedules": list(names),
+            "baseline_ms": min(baseline), "ratio": min(times) / min(baseline)}
+
+
+BASELINE_PAGE = """
+import streamlit as st
+st.set_page_config(layout="wide")
+x = st.number_input("drop_rate", key="x", value=0.8)
+st.plotly_chart({"data": [{"y": [x, x / 2]}]}, key="chart")
+"""
+
+
+def time_baseline_rerun(repeats: int = 7) -> list[float]:
+    """The same widget change on a one-widget, one-chart page: what any Streamlit rerun
+    costs in AppTest on this machine right now. The page's figure is read against it."""
+    from streamlit.testing.v1 import AppTest
+
+    with tempfile.TemporaryDirectory() as folder:
+        script = Path(folder) / "baseline.py"
+        script.write_text(BASELINE_PAGE)
+        at = AppTest.from_file(str(script), default_timeout=60).run()
+        _rerun_times(at, "x", (0.7, 0.8), 1)
+        return _rerun_times(at, "x", (0.7, 0.8), repeats)
 
 
 if __name__ == "__main__":

@@ -104,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{page['median_ms']:.0f} ms median, first run {page['first_run_ms']:.0f} ms, "
           f"{len(page['schedules'])} schedules (target < {PAGE_TARGET_MS:g} ms: "
           f"{'met' if page_ok else 'MISSED'})")
+    print(f"baseline (a one-widget, one-chart page, same change): {page['baseline_ms']:.0f} ms; "
+          f"ratio {page['ratio']:.1f}x")
     return 0 if ok and page_ok else 1
 
 
