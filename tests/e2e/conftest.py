@@ -150,6 +150,7 @@ def _alive(pid: int) -> bool:
 @pytest.fixture(scope="session")
 def server(tmp_path_factory):
     _need_browser()
+    shutil.rmtree(ARTIFACTS, ignore_errors=True)  # this session's screenshots only
     srv = Server(tmp_path_factory.mktemp("e2e-cache"), SERVER_ENV).start()
     yield srv
     srv.stop()
