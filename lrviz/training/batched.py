@@ -324,8 +324,11 @@ class StackedMLP:
         # XLA fuses the element-wise optimizer maths into one pass over each weight; the
         # matmuls stay with TensorFlow's own kernels (XLA's CPU dots measured far slower).
         apply = tf.function(self._apply, jit_compile=self.jit_compile)
-        self._train_step = tf.function(train_step)
-        self._eval = tf.function(evaluate)
+        # One trace for every batch size (the last batch is partial; validation chunks vary).
+        spec = [tf.TensorSpec([None, self.families[0].params[0].shape[0]], tf.float32),
+                tf.TensorSpec([None], tf.int32)]
+        self._train_step = tf.function(train_step, input_signature=spec)
+        self._eval = tf.function(evaluate, input_signature=spec)
 
     # ---- public --------------------------------------------------------------------
     def start_epoch(self, x_all, y_all) -> None:
