@@ -1,17 +1,14 @@
 """Benchmark: the article's seven runs, batched engine versus sequential single runs.
 
-    python benchmarks/sweep.py [--epochs 3] [--train-size 20000] [--skip-sequential] [--as-is]
+    python benchmarks/sweep.py [--epochs 3] [--train-size 20000] [--skip-sequential]
 
 Sequential is the single-run path (``lrviz.training.run_training``, i.e. ``model.fit``),
 one run after another; batched is ``lrviz.training.batched.train_batched``. Both run in
 this process with in-memory sinks (no store) so only training is timed. Seconds per epoch
 leave out epoch 1 (tracing and warm-up) when there are 2+ epochs.
 
-On the full sample four of the article's runs (initial LR 0.5 with momentum 0.8) diverge
-within epoch 1, and both engines then stop computing them, which makes "seconds per
-epoch" meaningless. So by default every schedule's LR is capped at 0.05 (same schedules,
-optimizers and model, hence the same compute) and all seven runs train every epoch;
-``--as-is`` times the preset unchanged and compares total wall times instead.
+The preset is timed as it is (plain SGD and Adam at the article's LRs: every run trains
+every epoch). Should a run stop early, only the epochs all seven began are timed.
 
 The matrix-multiply floor: this machine's sgemm rate, measured with TensorFlow matmuls of
 the shapes one batched step runs (forward and the two backward products of each layer),
@@ -57,19 +54,6 @@ def steady(seconds: list[float]) -> float:
     return float(np.mean(seconds[1:] if len(seconds) > 1 else seconds))
 
 
-LR_CAP = 0.05
-
-
-def cap_lr(config, cap: float):
-    """The same run with its schedule's LR parameters capped (no divergence, same compute)."""
-    from lrviz.config import RunConfig
-
-    params = {k: (min(v, cap) if k in ("lr", "initial_lr") else v) for k, v in config.schedule_params.items()}
-    d = config.to_dict()
-    d["schedule_params"] = params
-    return RunConfig.from_dict({k: v for k, v in d.items() if v is not None})
-
-
 def sgemm_gflops(k: int, hidden: tuple[int, ...], batch: int, repeats: int = 30) -> float:
     """GFLOP/s of TensorFlow float32 matmuls shaped like one batched step of ``k`` runs."""
     import tensorflow as tf
@@ -104,7 +88,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--train-size", type=int, default=20_000)
     parser.add_argument("--skip-sequential", action="store_true")
-    parser.add_argument("--as-is", action="store_true", help="the preset's own LRs (4 runs diverge)")
     args = parser.parse_args(argv)
 
     from lrviz.presets import preset_configs
@@ -112,10 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     from lrviz.training.run import run_training
 
     configs = preset_configs("article", epochs=args.epochs, train_size=args.train_size)
-    if not args.as_is:
-        configs = [cap_lr(c, LR_CAP) for c in configs]
     k, first = len(configs), configs[0]
-    print(f"{k} article runs{' as-is' if args.as_is else f' (LRs capped at {LR_CAP})'}, {args.epochs} epochs, {args.train_size} images, batch {first.batch_size}, "
+    print(f"{k} article runs, {args.epochs} epochs, {args.train_size} images, batch {first.batch_size}, "
           f"{os.cpu_count()} CPUs", flush=True)
 
     spe = first.steps_per_epoch
@@ -123,8 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     outcomes = train_batched(configs, sinks)
     batched_total = time.perf_counter() - start
-    # The article's LR-0.5 runs diverge; the stack then drops them, so only epochs that
-    # began with all k runs are timed (a diverging run is masked, not dropped, mid-epoch).
+    # A run that stops early leaves the stack, so only epochs that began with all k runs
+    # are timed (a diverging run is masked, not dropped, mid-epoch).
     full = min(o.epochs_done for o in outcomes)
     timed = sinks[0].seconds[:max(1, full)]
     batched = steady(timed)
@@ -145,11 +126,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"sequential: {sequential:7.2f} s/epoch for all {k} runs (sum of each run's; "
               f"total {time.perf_counter() - start:.1f} s)", flush=True)
         seq_total = time.perf_counter() - start
-        if args.as_is:  # diverged runs stop early in both engines: only wall time compares
-            print(f"speed-up:   wall time {seq_total / batched_total:.2f}x (sequential / batched)")
-        else:
-            print(f"speed-up:   {sequential / batched:7.2f}x per epoch  (target >= 1.8x); "
-                  f"wall time {seq_total / batched_total:.2f}x")
+        print(f"speed-up:   {sequential / batched:7.2f}x per epoch  (target >= 1.8x); "
+              f"wall time {seq_total / batched_total:.2f}x")
 
     gflops = sgemm_gflops(k, tuple(first.hidden), first.batch_size)
     widths = [784, *first.hidden, 10]
