@@ -328,24 +328,34 @@ def choose_schedules(page, names: list[str], *, clear: bool = True) -> None:
         wait_until(lambda n=len(tags): len(chosen_schedules(page)) < n, "a tag to go")
     if clear:
         assert not chosen_schedules(page), f"could not empty the picker: {chosen_schedules(page)}"
-    wait_app_idle(page)
     box = picker.locator("input").first
+    want = [] if clear else chosen_schedules(page)
     for name in names:
-        # The first option is "Select N matches": click the schedule's own option. A rerun
-        # (from the previous change) may close the list under us, so try a few times.
+        want.append(name)
+        # The first option is "Select N matches" and a rerun may reshuffle the list under
+        # the pointer, so: settle, click the schedule's own option, check, and put right
+        # what a stray click added (bounded).
         option = page.get_by_role("option", name=re.compile(rf"^{re.escape(name)} · ")).first
         for attempt in range(4):
             try:
+                wait_app_idle(page)
                 box.click()
                 box.fill(name)
+                option.wait_for(timeout=5_000)
+                time.sleep(0.3)
                 option.click(timeout=5_000)
-                break
+                wait_until(lambda n=name: n in chosen_schedules(page), f"schedule {name!r} picked",
+                           timeout=10)
             except Exception:
                 if attempt == 3:
                     raise
                 box.press("Escape")
-                wait_app_idle(page)
-        wait_until(lambda n=name: n in chosen_schedules(page), f"schedule {name!r} picked")
+            for extra in [n for n in chosen_schedules(page) if n not in want]:
+                picker.get_by_role("button", name=re.compile(rf"^Remove {re.escape(extra)} · ")).click()
+                wait_until(lambda e=extra: e not in chosen_schedules(page), f"stray {extra!r} removed")
+            if chosen_schedules(page) == want:
+                break
+        assert chosen_schedules(page) == want, f"picker shows {chosen_schedules(page)}, wanted {want}"
     box.press("Escape")
     wait_app_idle(page)
 
@@ -428,8 +438,9 @@ def ensure_finished_runs(page, server: Server, n: int = 2) -> list[str]:
     def finished() -> list[str]:
         return [r.id for r in server.store().list_runs(kind="train", statuses=("finished",))]
     if len(finished()) < n:
+        # epochs=3: not the 2-epoch config journey 2 trains, which must not hit the cache
         new = train_from_schedules(page, server, ["constant", "exponential"][: max(1, n)],
-                                   epochs=2, train_size=1000)
+                                   epochs=3, train_size=1000)
         wait_until(lambda: all(server.store().get(r).status == "finished" for r in new),
                    f"runs {new} to finish", timeout=TRAIN_TIMEOUT)
     return finished()
