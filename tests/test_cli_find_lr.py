@@ -51,8 +51,8 @@ def test_text_output(capsys):
     (["--steps", "many"], "`steps`"),
     (["--mode", "cubic"], "`mode`"),
     (["--optimizer", "lion"], "`optimizer`"),
-    (["--set", "momentum=2"], "`momentum`"),
-    (["--set", "oops"], "--set"),
+    (["--opt", "momentum=2"], "`momentum`"),
+    (["--opt", "oops"], "--opt"),
     (["--train-size", "3"], "`train_size`"),
     (["--format", "xml"], "format"),
 ])

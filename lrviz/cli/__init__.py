@@ -10,8 +10,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from typing import Any
 
-from lrviz.params import ParamError
+from lrviz.params import ParamError, parse_cli_value
 
 # subcommand -> module under lrviz.cli (imported lazily so `curve` never imports TensorFlow)
 COMMANDS = {
@@ -26,6 +27,18 @@ COMMANDS = {
 
 class CliError(Exception):
     """Bad input on the command line: printed as one line, exit status 2."""
+
+
+def parse_pairs(items: list[str], flag: str = "--set") -> dict[str, Any]:
+    """``KEY=VALUE`` flags as a dict (a later KEY wins), values read as JSON where they
+    parse (numbers, true, lists), else as text."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip():
+            raise CliError(f"Argument `{flag}` must look like KEY=VALUE. Received: {flag} {item!r}")
+        out[key.strip()] = parse_cli_value(value)
+    return out
 
 
 class _Parser(argparse.ArgumentParser):

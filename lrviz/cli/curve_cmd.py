@@ -13,8 +13,7 @@ import sys
 
 import numpy as np
 
-from lrviz.cli import CliError
-from lrviz.params import parse_cli_value
+from lrviz.cli import parse_pairs
 from lrviz.schedules import GRANULARITIES, build, horizon, lr_curve
 
 
@@ -34,19 +33,8 @@ def add_parser(sub, name: str) -> None:
     p.set_defaults(handler=run)
 
 
-def parse_sets(items: list[str]) -> dict:
-    """``--set KEY=VALUE`` items as a dict; a later KEY wins."""
-    params = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise CliError(f"--set expects KEY=VALUE. Received: {item!r}")
-        params[key.strip()] = parse_cli_value(value)
-    return params
-
-
 def run(args: argparse.Namespace) -> int:
-    schedule = build(args.name, parse_sets(args.set), args.granularity)
+    schedule = build(args.name, parse_pairs(args.set), args.granularity)
     lrs = lr_curve(schedule, args.epochs, args.steps_per_epoch)
     h = horizon(args.epochs, args.steps_per_epoch)  # the validated whole numbers
     spe = h.spe

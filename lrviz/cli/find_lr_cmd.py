@@ -12,18 +12,17 @@ import json
 import math
 import sys
 
-from lrviz.cli import CliError
+from lrviz.cli import CliError, parse_pairs
 from lrviz.lr_finder import MODES, RangeTestConfig, RangeTestResult, load_result
 from lrviz.optimizers import OPTIMIZERS
-from lrviz.params import parse_cli_value
 
 
 def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     p = sub.add_parser(name, help="learning-rate range test (Smith / fastai lr_find)",
                        description="Ramp the LR up over a short run and suggest learning rates.")
     p.add_argument("--optimizer", default="sgd", help=f"one of {', '.join(OPTIMIZERS)}")
-    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
-                   help="an optimizer setting, e.g. --set momentum=0.9")
+    p.add_argument("--opt", "--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                   help="an optimizer setting, e.g. --opt momentum=0.9 (as in `train`)")
     p.add_argument("--train-size", default=None, help="training images drawn (default 20000)")
     p.add_argument("--batch-size", default=None, help="images per step (default 64)")
     p.add_argument("--seed", default=None, help="seed of the weights and batch order")
@@ -47,18 +46,8 @@ def _settings(args: argparse.Namespace) -> dict:
     return {k: v for k, v in given.items() if v is not None}
 
 
-def _optimizer_params(sets: list[str]) -> dict:
-    params = {}
-    for item in sets:
-        key, eq, value = item.partition("=")
-        if not eq or not key.strip():
-            raise CliError(f"Argument `--set` must look like KEY=VALUE. Received: --set {item!r}")
-        params[key.strip()] = parse_cli_value(value)
-    return params
-
-
 def run(args: argparse.Namespace) -> int:
-    cfg = RangeTestConfig.create(args.optimizer, _optimizer_params(args.sets), **_settings(args))
+    cfg = RangeTestConfig.create(args.optimizer, parse_pairs(args.sets, "--opt"), **_settings(args))
     result, run_id, cached = _result(cfg, retrain=args.retrain)
     if args.format == "json":
         data = result.to_dict()

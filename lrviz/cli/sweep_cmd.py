@@ -61,7 +61,7 @@ def add_source_args(p: argparse.ArgumentParser) -> None:
                    help="a schedule parameter; a JSON list is swept, e.g. step.drop_rate=[0.5,0.8]")
     p.add_argument("--seeds", default=None, help="seeds of the grid, e.g. 0,1,2 (default 0)")
     p.add_argument("--optimizer", default=None, help="the grid's optimizer (default sgd)")
-    p.add_argument("--optimizer-set", action="append", default=[], metavar="KEY=VALUES",
+    p.add_argument("--opt", "--optimizer-set", dest="optimizer_set", action="append", default=[], metavar="KEY=VALUES",
                    help="an optimizer parameter; a JSON list is swept")
 
 

@@ -20,9 +20,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from lrviz.cli import CliError
+from lrviz.cli import CliError, parse_pairs
 from lrviz.optimizers import OPTIMIZERS
-from lrviz.params import parse_cli_value
 
 # CLI flag -> RunConfig setting; None means "not given, use the config's default"
 _RUN_FLAGS = ("epochs", "train_size", "batch_size", "seed", "validation")
@@ -46,17 +45,6 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     p.add_argument("--retrain", action="store_true", help="train again even if cached")
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.set_defaults(handler=run)
-
-
-def parse_pairs(items: list[str], flag: str) -> dict[str, Any]:
-    """``KEY=VALUE`` strings as a dict, values read as JSON where they parse."""
-    out: dict[str, Any] = {}
-    for item in items:
-        key, eq, value = item.partition("=")
-        if not eq or not key.strip():
-            raise CliError(f"Argument `{flag}` must look like KEY=VALUE. Received: {flag} {item!r}")
-        out[key.strip()] = parse_cli_value(value)
-    return out
 
 
 def build_config(args: argparse.Namespace):
