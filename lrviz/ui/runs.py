@@ -21,6 +21,7 @@ from lrviz.ui import state
 ACTIVE = ("queued", "running")
 RECENT = 8  # finished/failed/cancelled runs listed under the active ones
 REFRESH_SECONDS = 1.0
+IDLE_REFRESH_SECONDS = 5.0  # nothing active: how often to look for runs started elsewhere
 BADGE_COLORS = {
     "queued": "gray", "running": "blue", "finished": "green", "diverged": "orange",
     "cancelled": "violet", "failed": "red", "interrupted": "orange",
@@ -160,6 +161,23 @@ def _snapshot() -> tuple[list[Any], pd.DataFrame]:
     return runs, history
 
 
+def _watch_for_new_runs(shown: tuple[str, ...]) -> None:
+    """While nothing is active: a light check that draws nothing and reruns the page when
+    a run is queued elsewhere (another tab, the CLI) or one is deleted. Without it a Runs
+    page opened before pressing Train in another tab never showed that run."""
+
+    @st.fragment(run_every=IDLE_REFRESH_SECONDS)
+    def _watch() -> None:
+        try:
+            now = tuple(r.id for r in visible_runs(state.store().list_runs(kind="train")))
+        except (StoreError, OSError):
+            return  # the page already says why it cannot show runs
+        if now != shown:
+            st.rerun()
+
+    _watch()
+
+
 def live_view() -> None:
     """The Runs page body: cards and charts, refreshed while anything is active."""
     try:
@@ -171,8 +189,11 @@ def live_view() -> None:
         st.info("No runs yet. Choose schedules on the Schedules page and press Train.",
                 icon=":material/info:")
         st.page_link("pages/schedules.py", label="Go to Schedules", icon=":material/show_chart:")
+        _watch_for_new_runs(())
         return
     active = _active_ids(runs)
+    if not active:
+        _watch_for_new_runs(tuple(r.id for r in runs))
 
     @st.fragment(run_every=REFRESH_SECONDS if active else None)
     def _live() -> None:
