@@ -2,8 +2,8 @@
 
 Real training on a tiny sample (1,000 images) in the app's own worker processes. The
 Runs page is watched without reloading (a marker set on ``window`` must survive: the
-live fragment does the updating), then reloaded mid-training, and a long run is
-cancelled from its card. The server's store is read from the test to check what the
+live fragment does the updating), then reloaded mid-training; a Runs tab opened before
+Train is pressed in another tab shows the new run by itself, and cancels it from its card. The server's store is read from the test to check what the
 page says.
 """
 
@@ -14,7 +14,9 @@ import time
 from tests.e2e.conftest import (
     TRAIN_TIMEOUT,
     card_state,
+    goto,
     key,
+    new_page,
     run_card,
     step,
     train_from_schedules,
@@ -82,15 +84,27 @@ def test_reload_mid_training_run_continues(server, page):
         assert len(server.store().history(run_id)) == 15
 
 
-def test_cancel_a_running_run(server, page):
-    with step(page, "j2.7-train-long-run"):
-        (run_id,) = train_from_schedules(page, server, ["constant"], epochs=300, train_size=1000)
-        page.get_by_role("link", name="Watch them on the Runs page").click()
-        page.get_by_role("heading", name="Runs").wait_for()
+def test_runs_tab_open_before_train_shows_the_run_and_cancels_it(server, browser, page):
+    with step(page, "j2.7-runs-tab-open-first"):
+        goto(page, server, "runs", "Runs")
+        page.evaluate(MARK)
+
+    other = new_page(browser)  # a second tab (its own session) presses Train
+    try:
+        with step(other, "j2.8-train-long-run-in-other-tab"):
+            (run_id,) = train_from_schedules(other, server, ["constant"], epochs=300,
+                                             train_size=1000)
+    finally:
+        other.context.close()
+
+    with step(page, "j2.9-run-appears-without-reload"):
+        wait_until(lambda: card_state(page, run_id), f"run {run_id} on the Runs tab opened "
+                   "before Train (within the idle refresh)", timeout=30)
+        assert page.evaluate(MARKED), "the Runs tab was reloaded"
         wait_until(lambda: server.store().get(run_id).status == "running",
                    "the long run to start", timeout=TRAIN_TIMEOUT)
 
-    with step(page, "j2.8-press-cancel"):
+    with step(page, "j2.10-press-cancel"):
         button = page.locator(f"{key('runs.cancel.' + run_id)} button")
         wait_until(lambda: button.count() > 0, "the card's Cancel button")
         button.first.click()
