@@ -157,6 +157,24 @@ def server(tmp_path_factory):
     srv.stop_workers()
 
 
+@pytest.fixture(autouse=True)
+def _server_log_clean(request):
+    """No Python traceback in the server's log during a test: an error in a callback or
+    a fragment must not pass unseen just because the page did not show it."""
+    if "server" not in request.fixturenames:
+        yield
+        return
+    srv = request.getfixturevalue("server")
+    start = srv.log.stat().st_size if srv.log.exists() else 0
+    yield
+    with open(srv.log, "rb") as f:
+        f.seek(start)
+        new = f.read().decode("utf-8", "replace")
+    if "Traceback (most recent call last)" in new:
+        tail = new[new.index("Traceback (most recent call last)"):][:1500]
+        pytest.fail(f"{request.node.name}: the server logged a traceback:\n{tail}")
+
+
 @pytest.fixture(scope="session")
 def browser():
     _need_browser()
