@@ -28,7 +28,10 @@ from typing import Any, Callable, Iterator
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-CHROMIUM = os.environ.get("LRVIZ_CHROMIUM", "/usr/bin/chromium")
+# LRVIZ_CHROMIUM, when set, is used as is; else Debian's, else a chromium on PATH.
+CHROMIUM = os.environ.get("LRVIZ_CHROMIUM") or (
+    "/usr/bin/chromium" if Path("/usr/bin/chromium").exists()
+    else shutil.which("chromium") or "/usr/bin/chromium")
 ARTIFACTS = REPO / "artifacts" / "e2e"
 CHROME_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -49,7 +52,7 @@ def pytest_collection_modifyitems(config, items):
 
 
 def _need_browser() -> None:
-    if Path(CHROMIUM).exists() or shutil.which("chromium"):
+    if Path(CHROMIUM).exists():
         return
     why = f"no Chromium at {CHROMIUM} (apt-get install chromium)"
     if os.environ.get("CI"):

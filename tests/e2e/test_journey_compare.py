@@ -46,7 +46,8 @@ def download(page, button_key: str, tmp_path) -> bytes:
 
 
 def test_compare_select_scale_smooth_and_download(server, page, tmp_path):
-    finished = ensure_finished_runs(page, server, 2)
+    with step(page, "j3.0-two-finished-runs"):
+        finished = ensure_finished_runs(page, server, 2)
 
     with step(page, "j3.1-open-compare"):
         goto(page, server, "compare", "Compare")

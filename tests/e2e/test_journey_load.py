@@ -113,9 +113,11 @@ def test_eight_sessions_while_two_runs_train(server, browser, page):
         for name, pg, _ in sessions:
             with step(pg, f"j5.6-{name}-end"):
                 pass
-        for r in run_ids:
-            info = server.store().get(r)
-            assert info.status == "finished" and info.epochs_done == EPOCHS, (r, info.status, info.epochs_done)
+        with step(page, "j5.7-both-runs-finished"):
+            for r in run_ids:
+                info = server.store().get(r)
+                assert info.status == "finished" and info.epochs_done == EPOCHS, \
+                    (r, info.status, info.epochs_done)
     finally:
         for _, pg, _ in sessions:
             pg.context.close()

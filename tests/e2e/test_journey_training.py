@@ -111,7 +111,6 @@ def test_runs_tab_open_before_train_shows_the_run_and_cancels_it(server, browser
         wait_until(lambda: (s := card_state(page, run_id)) and s[0] == "cancelled",
                    "the card to say cancelled", timeout=60)
         assert run_card(page, run_id).get_by_role("button", name="Cancel").count() == 0
-
-    info = server.store().get(run_id)
-    assert info.status == "cancelled" and info.epochs_done < 300, (info.status, info.epochs_done)
-    assert len(server.store().history(run_id)) == info.epochs_done  # finished epochs kept
+        info = server.store().get(run_id)
+        assert info.status == "cancelled" and info.epochs_done < 300, (info.status, info.epochs_done)
+        assert len(server.store().history(run_id)) == info.epochs_done  # finished epochs kept
