@@ -181,6 +181,25 @@ def _layout(fig: go.Figure, title: str, x_title: str, y_title: str, log_x: bool,
     return fig
 
 
+def _integer_epoch_ticks(fig: go.Figure, epochs: Iterable[float], log_x: bool = False) -> go.Figure:
+    """Whole-number ticks on an epoch axis: epochs are counted, so 1.2, 1.4... mislead.
+
+    Plotly picks fractional steps for short spans, so a span of up to 20 epochs gets a
+    fixed step (1, or 2 past 10 epochs); longer spans keep Plotly's own steps, which are
+    whole there (1, 2, 5, 10...). A log axis keeps its own ticks.
+    """
+    if log_x:
+        return fig
+    values = np.asarray(list(epochs), dtype=float)
+    values = values[np.isfinite(values)]
+    span = float(values.max() - values.min()) if values.size else 0.0
+    ticks: dict = {"tickformat": ",d"}
+    if span <= 20:
+        ticks.update(tickmode="linear", tick0=0, dtick=1 if span <= 10 else 2)
+    fig.update_xaxes(**ticks)
+    return fig
+
+
 def lr_figure(curves: Mapping[str, pd.DataFrame], x: str = "epoch", log_y: bool = False, *,
               colors: Mapping[str, str] | None = None, title: str = "Learning rate") -> go.Figure:
     """Overlaid learning-rate curves, one trace per label.
@@ -205,7 +224,11 @@ def lr_figure(curves: Mapping[str, pd.DataFrame], x: str = "epoch", log_y: bool 
             hovertemplate=(f"<b>{label}</b><br>step %{{customdata[0]}}<br>"
                            f"epoch %{{customdata[1]:.4~f}}<br>lr {_HOVER_Y}<extra></extra>"),
         ))
-    return _layout(fig, title, _axis_title(x), "Learning rate", False, log_y)
+    _layout(fig, title, _axis_title(x), "Learning rate", False, log_y)
+    if x == "epoch":
+        ends = [e for frame in curves.values() if len(frame) for e in frame["epoch"].iloc[[0, -1]]]
+        _integer_epoch_ticks(fig, ends)
+    return fig
 
 
 def lr_steps_figure(step_lrs: Mapping[str, np.ndarray], labels: Mapping[str, str], *,
@@ -297,7 +320,10 @@ def metric_figure(history: pd.DataFrame, metric: str, labels: Mapping[str, str],
     title = METRIC_TITLES.get(metric, metric)
     if smoothing > 0:
         title += f" (smoothed {smoothing:g})"
-    return _layout(fig, title, _axis_title(x), METRIC_TITLES.get(metric, metric), log_x, log_y)
+    _layout(fig, title, _axis_title(x), METRIC_TITLES.get(metric, metric), log_x, log_y)
+    if x == "epoch":
+        _integer_epoch_ticks(fig, frame["epoch"], log_x)
+    return fig
 
 
 def small_multiples(history: pd.DataFrame, metric: str, labels: Mapping[str, str], *,
@@ -329,6 +355,8 @@ def small_multiples(history: pd.DataFrame, metric: str, labels: Mapping[str, str
         fig.update_xaxes(title_text=_axis_title(x), row=rows, col=c)
     for r in range(1, rows + 1):
         fig.update_yaxes(title_text=METRIC_TITLES.get(metric, metric), row=r, col=1)
+    if x == "epoch":
+        _integer_epoch_ticks(fig, frame["epoch"], log_x)
     return fig
 
 

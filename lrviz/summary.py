@@ -25,8 +25,12 @@ def _config(run: Any) -> dict:
 
 def _base_label(run: Any) -> str:
     name = getattr(run, "name", None)
-    if name:
-        return str(name)
+    return str(name) if name else config_label(run)
+
+
+def config_label(run: Any) -> str:
+    """The run's schedule, its parameters and the optimizer (``RunConfig.label``), whatever
+    its name; a config from an older catalogue still gets a readable one."""
     config = _config(run)
     try:
         from dataclasses import fields
@@ -42,13 +46,58 @@ def _base_label(run: Any) -> str:
         return f"{config.get('schedule', '?')}({params}) · {config.get('optimizer', '?')}"
 
 
+# Settings that tell apart runs of one schedule, in the order they are appended, and
+# their defaults (a run from an older config without the key is taken to use them).
+_DISTINGUISHING: tuple[tuple[str, Any], ...] = (
+    ("epochs", None), ("train_size", None), ("batch_size", None), ("seed", 0),
+    ("sample_seed", 0), ("granularity", "epoch"), ("validation", "test"),
+    ("validation_split", None), ("hidden", None),
+)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(_fmt(v) for v in value) + "]"
+    return str(value)
+
+
+def _settings(run: Any) -> dict[str, str]:
+    """The run's settings outside its base label, as short ``key=value`` texts."""
+    config = _config(run)
+    out = {key: _fmt(config.get(key, default)) for key, default in _DISTINGUISHING}
+    for key, value in sorted((config.get("optimizer_params") or {}).items()):
+        out[key] = _fmt(value)
+    return out
+
+
 def run_labels(runs: Sequence[Any]) -> dict[str, str]:
-    """run id -> legend label (name, else schedule + params + optimizer). Labels that
-    would repeat (same schedule, other seed or epochs) get the run id's start appended,
-    so a legend never shows two identical names."""
+    """run id -> short legend label, distinct among ``runs``.
+
+    A renamed run is labelled by its name; the others by schedule, its parameters and
+    the optimizer, followed by only those settings (epochs, train_size, seed, optimizer
+    parameters, granularity...) that differ among the runs sharing that label, e.g.
+    ``step(...) · sgd · epochs=4``. Labels that still repeat (the same config stored
+    twice, two runs given one name) get the start of the run id.
+    """
     base = {run.id: _base_label(run) for run in runs}
-    counts = pd.Series(list(base.values()), dtype=object).value_counts()
-    return {rid: (f"{label} #{str(rid)[:6]}" if counts[label] > 1 else label) for rid, label in base.items()}
+    groups: dict[str, list[Any]] = {}
+    for run in runs:
+        if not getattr(run, "name", None):
+            groups.setdefault(base[run.id], []).append(run)
+    labels = dict(base)
+    for label, members in groups.items():
+        if len(members) < 2:
+            continue
+        settings = {run.id: _settings(run) for run in members}
+        keys = list(dict.fromkeys(k for s in settings.values() for k in s))
+        differ = [k for k in keys if len({s.get(k, "") for s in settings.values()}) > 1]
+        for run in members:
+            extra = ", ".join(f"{k}={settings[run.id].get(k, '-')}" for k in differ)
+            labels[run.id] = f"{label} · {extra}" if extra else label
+    counts = pd.Series(list(labels.values()), dtype=object).value_counts()
+    return {rid: (f"{label} #{str(rid)[:6]}" if counts[label] > 1 else label) for rid, label in labels.items()}
 
 
 def validation_setup(config: Mapping[str, Any]) -> str:

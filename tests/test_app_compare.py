@@ -200,3 +200,35 @@ def test_seeds_of_one_config_draw_as_mean_and_band(store):
     lines = [t for t in spec["data"] if t.get("mode", "").startswith("lines") and t.get("fill") != "toself"]
     means = [v for t in lines for v in _values(t["y"]) if v == v]
     assert means and all(abs(m - 1.05) < 1e-9 for m in means), means  # mean of 1.0 and 1.1
+
+
+def _display_values(at: AppTest):
+    """The table as the browser shows it (the Styler's formatted texts)."""
+    import pyarrow as pa
+
+    return pa.ipc.open_stream(at.dataframe[0].proto.arrow_data.styler.display_values).read_pandas()
+
+
+def test_queued_run_shows_dashes_not_none_and_numbers_stay_numbers(store, ids):
+    queued = store.create_run(run_config("constant", {"lr": 0.01}), status="queued")
+    at = _compare()
+    value = at.dataframe[0].value.set_index("run_id")
+    shown = _display_values(at).set_index("run_id")
+    assert np.isnan(value.loc[queued, "best_val_accuracy"])  # still a number column: sorts
+    assert value["best_val_accuracy"].dtype.kind == "f"
+    for column in ("best_val_accuracy", "best_epoch", "final_val_accuracy", "lowest_val_loss", "sec_per_epoch"):
+        assert shown.loc[queued, column] == "—", column
+    assert shown.loc[queued, "epochs"] == "0/4"
+    finished = shown.loc[ids[0]]
+    assert finished["best_val_accuracy"] == f"{value.loc[ids[0], 'best_val_accuracy']:.4f}"
+    assert "None" not in " ".join(shown.astype(str).to_numpy().ravel())
+
+
+def test_runs_of_one_schedule_get_labels_naming_what_differs(store):
+    short = store.create_run(run_config("step", {"initial_lr": 0.5}, epochs=3), status="queued")
+    long = store.create_run(run_config("step", {"initial_lr": 0.5}, epochs=4), status="queued")
+    at = _select(_compare(), [short, long])
+    labels = at.dataframe[0].value.set_index("run_id")["label"]
+    assert labels[short].endswith("· epochs=3") and labels[long].endswith("· epochs=4")
+    names = [t["name"] for t in _charts(at)[0]["data"]]
+    assert sorted(names) == sorted(labels)

@@ -72,7 +72,8 @@ def test_running_run_shows_progress_eta_metrics_and_charts():
     charts = at.get("plotly_chart")
     assert len(charts) == 5  # loss, val_loss, accuracy, val_accuracy, learning_rate
     spec = json.loads(charts[0].proto.spec)
-    assert [t["name"] for t in spec["data"]] == [_config().label()]
+    assert [t["name"] for t in spec["data"]] == ["live-one"]  # a renamed run goes by its name
+    assert any(_config().label() in c.value for c in at.caption)  # ... and says what it trains
     assert _values(spec["data"][0]["y"]) == [1.0, 0.5]  # the loss of epochs 1 and 2
     assert at.button(key=f"runs.cancel.{run_id}")
 

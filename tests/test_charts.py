@@ -175,3 +175,39 @@ def test_charts_do_not_import_tensorflow_or_streamlit():
     code = "import sys, lrviz.charts; print('tensorflow' in sys.modules, 'streamlit' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False False"
+
+
+class TestEpochTicks:
+    """Epoch axes show whole numbers: Plotly alone puts ticks at 1.2, 1.4... on short runs."""
+
+    @staticmethod
+    def _short(epochs: int) -> pd.DataFrame:
+        frame = _history()
+        return frame[frame["epoch"] <= epochs]
+
+    def test_short_run_gets_a_tick_per_epoch(self):
+        fig = charts.metric_figure(self._short(3), "val_loss", LABELS)
+        axis = fig.layout.xaxis
+        assert axis.tickformat == ",d" and axis.dtick == 1 and axis.tickmode == "linear"
+
+    def test_every_panel_of_small_multiples(self):
+        fig = charts.small_multiples(self._short(3), "loss", LABELS)
+        assert fig.layout.xaxis.dtick == 1 and fig.layout.xaxis2.dtick == 1
+        assert fig.layout.xaxis2.tickformat == ",d"
+
+    def test_longer_spans_step_wider_and_long_ones_keep_plotly_steps(self):
+        rows = [{"run_id": "r1", "epoch": e, "loss": 1.0 / e} for e in range(1, 101)]
+        long = pd.DataFrame(rows)
+        assert charts.metric_figure(long[long.epoch <= 15], "loss", {"r1": "a"}).layout.xaxis.dtick == 2
+        axis = charts.metric_figure(long, "loss", {"r1": "a"}).layout.xaxis
+        assert axis.dtick is None and axis.tickformat == ",d"
+
+    def test_log_and_time_axes_are_left_alone(self):
+        assert charts.metric_figure(self._short(3), "loss", LABELS, log_x=True).layout.xaxis.dtick is None
+        fig = charts.metric_figure(self._short(3), "loss", LABELS, x="time")
+        assert fig.layout.xaxis.dtick is None and fig.layout.xaxis.tickformat is None
+
+    def test_lr_curve_by_epoch(self):
+        fig = charts.lr_figure({"a": charts.curve_frame(np.full(3 * 10, 0.1), 10)}, x="epoch")
+        assert fig.layout.xaxis.dtick == 1
+        assert charts.lr_figure({"a": charts.curve_frame(np.full(30, 0.1), 10)}, x="step").layout.xaxis.dtick is None

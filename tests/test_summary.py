@@ -72,8 +72,37 @@ def test_labels_unique_and_names_win():
     runs = [Run("aaaaaa1", _config(seed=1)), Run("bbbbbb2", _config(seed=2)), Run("c", _config(), name="mine")]
     labels = summary.run_labels(runs)
     assert labels["c"] == "mine"
-    assert labels["aaaaaa1"] != labels["bbbbbb2"]
-    assert labels["aaaaaa1"].endswith("#aaaaaa")
+    assert labels["aaaaaa1"].endswith(" · seed=1") and labels["bbbbbb2"].endswith(" · seed=2")
+
+
+def test_labels_append_only_the_settings_that_differ():
+    runs = [Run("a", _config(epochs=3)), Run("b", _config(epochs=4)),
+            Run("c", _config(epochs=4, train_size=500)),
+            Run("d", _config(epochs=4, optimizer_params={"momentum": 0.9})),
+            Run("e", _config("exponential", epochs=9))]
+    labels = summary.run_labels(runs)
+    assert len(set(labels.values())) == len(runs)
+    base = labels["e"]  # alone with its schedule: nothing appended
+    assert "epochs" not in base and "·" in base
+    assert labels["a"].endswith("epochs=3, train_size=1000, momentum=-")
+    assert labels["c"].endswith("epochs=4, train_size=500, momentum=-")
+    assert labels["d"].endswith("epochs=4, train_size=1000, momentum=0.9")
+    # seed, batch size, granularity are the same in all: never mentioned
+    assert not any(word in text for text in labels.values() for word in ("seed", "batch", "granularity"))
+    pair = summary.run_labels(runs[:2])
+    assert pair["a"].endswith(" · epochs=3") and pair["b"].endswith(" · epochs=4")
+
+
+def test_labels_of_identical_configs_fall_back_to_the_id():
+    labels = summary.run_labels([Run("aaaaaa1", _config()), Run("bbbbbb2", _config())])
+    assert labels["aaaaaa1"].endswith("#aaaaaa") and labels["bbbbbb2"].endswith("#bbbbbb")
+
+
+def test_summarise_uses_the_distinct_labels():
+    runs = [Run("a", _config(epochs=3)), Run("b", _config(epochs=4))]
+    table = summary.summarise(runs, pd.DataFrame(
+        columns=["run_id", "epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds"]))
+    assert table["label"].str.endswith("epochs=3").iloc[0] and table["label"].str.endswith("epochs=4").iloc[1]
 
 
 def test_validation_warning():

@@ -28,18 +28,26 @@ TABLE_COLUMNS = {
     "label": st.column_config.TextColumn("Run", width="large"),
     "status": st.column_config.TextColumn("Status"),
     "optimizer": st.column_config.TextColumn("Optimizer"),
-    "epochs": st.column_config.TextColumn("Epochs"),
-    "best_val_accuracy": st.column_config.NumberColumn("Best val acc", format="%.4f"),
-    "best_epoch": st.column_config.NumberColumn("at epoch"),
-    "final_val_accuracy": st.column_config.NumberColumn("Final val acc", format="%.4f"),
-    "lowest_val_loss": st.column_config.NumberColumn("Lowest val loss", format="%.4f"),
-    "overfit_gap": st.column_config.NumberColumn("Gap (val−train loss)", format="%.4f",
+    "epochs": st.column_config.TextColumn("Epochs", help="epochs done / epochs asked for"),
+    "best_val_accuracy": st.column_config.NumberColumn("Best val acc"),
+    "best_epoch": st.column_config.NumberColumn("at epoch", help="the first epoch reaching the best val accuracy"),
+    "final_val_accuracy": st.column_config.NumberColumn("Final val acc"),
+    "lowest_val_loss": st.column_config.NumberColumn("Lowest val loss"),
+    "overfit_gap": st.column_config.NumberColumn("Gap (val−train loss)",
                                                  help="val_loss − loss at the last epoch where both are finite"),
-    "sec_per_epoch": st.column_config.NumberColumn("s / epoch", format="%.2f"),
+    "sec_per_epoch": st.column_config.NumberColumn("s / epoch"),
     "validation": st.column_config.TextColumn("Validation"),
     "tags": st.column_config.TextColumn("Tags"),
     "run_id": st.column_config.TextColumn("Id"),
 }
+# How numbers read in the table. A Styler, not column_config formats: it alone can show
+# a missing number (a queued run's best accuracy) as a dash instead of "None", while the
+# column keeps its NaN so it still sorts as numbers.
+NUMBER_FORMATS = {
+    "best_val_accuracy": "{:.4f}", "best_epoch": "{:.0f}", "final_val_accuracy": "{:.4f}",
+    "lowest_val_loss": "{:.4f}", "overfit_gap": "{:.4f}", "sec_per_epoch": "{:.2f}",
+}
+MISSING = "—"
 
 
 # ------------------------------------------------------------------ data from the store
@@ -80,13 +88,16 @@ def _table(view: pd.DataFrame) -> None:
     shown = view.assign(epochs=[f"{d}/{t if t is not None and t == t else '?'}"
                                 for d, t in zip(view["epochs_done"], view["epochs_total"])])
     shown = shown[[c for c in TABLE_COLUMNS if c in shown.columns]]
+    shown["tags"] = shown["tags"].fillna("")
+    styled = shown.style.format({c: f for c, f in NUMBER_FORMATS.items() if c in shown.columns},
+                                na_rep=MISSING)
     ids = list(view["run_id"])
     # A new key when the rows or the outside selection change, so a row selection never
     # points at other runs and the table's ticks match the picker.
     version = st.session_state.get(P + "pick_version", 0)
     table_key = P + "table." + hashlib.sha1(f"{version}|{'|'.join(ids)}".encode()).hexdigest()[:10]
     picked = set(st.session_state.get(P + "pick", []))
-    st.dataframe(shown, key=table_key, hide_index=True, column_config=TABLE_COLUMNS,
+    st.dataframe(styled, key=table_key, hide_index=True, column_config=TABLE_COLUMNS,
                  on_select=functools.partial(_on_table_select, ids, table_key),
                  selection_mode="multi-row", width="stretch",
                  selection_default={"selection": {"rows": [i for i, rid in enumerate(ids) if rid in picked]}})
@@ -169,21 +180,22 @@ def _prepare(name: str, fig: Any) -> None:
 
 
 def _downloads(name: str, fig: Any, data: pd.DataFrame) -> None:
-    """CSV at once; PNG, SVG and HTML after one click on Prepare (Kaleido takes seconds)."""
-    cols = st.columns([1, 3, 1, 1, 1])
-    cols[0].download_button("CSV", export.frame_csv(data), f"{name}.csv", mime=export.MIME["csv"],
-                            key=P + f"dl.{name}.csv", icon=":material/table:", on_click="ignore")
+    """CSV at once; PNG, SVG and HTML after one click on Prepare (Kaleido takes seconds).
+    The buttons sit side by side at their own width, one group under the chart."""
+    row = st.container(horizontal=True, gap="small", vertical_alignment="center")
+    row.download_button("CSV", export.frame_csv(data), f"{name}.csv", mime=export.MIME["csv"],
+                        key=P + f"dl.{name}.csv", icon=":material/table:", on_click="ignore")
     files = st.session_state.get(P + "files." + name)
     if not files or files["sig"] != _signature(fig):
-        cols[1].button("Prepare PNG / SVG / HTML", key=P + f"prep.{name}", on_click=_prepare,
-                       args=(name, fig), icon=":material/image:")
+        row.button("Prepare PNG / SVG / HTML", key=P + f"prep.{name}", on_click=_prepare,
+                   args=(name, fig), icon=":material/image:")
         return
-    for col, fmt in zip(cols[1:], ("png", "svg", "html")):
+    for fmt in ("png", "svg", "html"):
         if fmt in files:
-            col.download_button(fmt.upper(), files[fmt], f"{name}.{fmt}", mime=export.MIME[fmt],
-                                key=P + f"dl.{name}.{fmt}", on_click="ignore")
+            row.download_button(fmt.upper(), files[fmt], f"{name}.{fmt}", mime=export.MIME[fmt],
+                                key=P + f"dl.{name}.{fmt}", icon=":material/download:", on_click="ignore")
     if "error" in files:
-        cols[4].caption(files["error"])
+        row.caption(files["error"])
 
 
 def _report(ids: list[str], opts: dict[str, Any]) -> None:
@@ -193,12 +205,12 @@ def _report(ids: list[str], opts: dict[str, Any]) -> None:
             state.store(), ids, metrics, smoothing=opts["smoothing"], log_x=opts["log_x"],
             log_y=opts["log_y"], epoch_range=opts["epoch_range"]))
 
-    c1, c2 = st.columns([1, 3])
-    c1.button("Prepare report (zip)", key=P + "report.make", on_click=make, icon=":material/folder_zip:",
+    row = st.container(horizontal=True, gap="small", vertical_alignment="center")
+    row.button("Prepare report (zip)", key=P + "report.make", on_click=make, icon=":material/folder_zip:",
               help="Every chart as PNG, SVG and HTML, the data as CSV, and runs.json with the configs.")
     ready = st.session_state.get(P + "report")
     if ready and ready[0] == tuple(ids):
-        c2.download_button("Download report (zip)", ready[1], "lrviz-report.zip", mime=export.MIME["zip"],
+        row.download_button("Download report (zip)", ready[1], "lrviz-report.zip", mime=export.MIME["zip"],
                            key=P + "report.dl", icon=":material/download:", on_click="ignore")
 
 

@@ -13,8 +13,7 @@ from typing import Any, Sequence
 import pandas as pd
 import streamlit as st
 
-from lrviz import charts
-from lrviz.config import RunConfig
+from lrviz import charts, summary
 from lrviz.store import StoreError
 from lrviz.ui import state
 
@@ -28,22 +27,6 @@ BADGE_COLORS = {
 }
 LIVE_CHARTS = (("Loss", ("loss", "val_loss")), ("Accuracy", ("accuracy", "val_accuracy")),
                ("Learning rate", ("learning_rate",)))
-
-_labels: dict[str, str] = {}  # config hash -> label; a label never changes
-
-
-def run_label(info: Any) -> str:
-    """A run's human label (schedule, params, optimizer), else its name."""
-    key = info.config_hash
-    if key not in _labels:
-        try:
-            # to_dict() writes validation_split=None when unused; from_dict wants it absent.
-            config = {k: v for k, v in info.config.items() if v is not None}
-            _labels[key] = RunConfig.from_dict(config).label()
-        except Exception:  # a config from an older version still gets a card
-            return info.name or info.id
-    return _labels[key]
-
 
 def visible_runs(runs: Sequence[Any], recent: int = RECENT) -> list[Any]:
     """Running, then queued (oldest first), then the most recent others."""
@@ -94,15 +77,18 @@ def _latest_metrics(history: pd.DataFrame) -> str:
     return f"epoch {int(last['epoch'])}: " + " · ".join(parts)
 
 
-def run_card(info: Any, history: pd.DataFrame) -> None:
-    """One run: label, status badge, progress epoch k/N with ETA, latest metrics,
-    a cancel button while it is queued or running, and a failure's error text."""
+def run_card(info: Any, history: pd.DataFrame, label: str | None = None) -> None:
+    """One run: label (``summary.run_labels`` of the runs shown), status badge, progress
+    epoch k/N with ETA, latest metrics, a cancel button while it is queued or running, and a failure's error text."""
     with st.container(border=True):
         head = st.columns([5, 1], vertical_alignment="center")
         color = BADGE_COLORS.get(info.status, "gray")
         with head[0]:
-            st.markdown(f"**{run_label(info)}** &nbsp; :{color}-badge[{info.status}]")
-            st.caption(" · ".join(p for p in (info.name, f"id `{info.id}`") if p))
+            st.markdown(f"**{label or summary.run_labels([info])[info.id]}** &nbsp; "
+                        f":{color}-badge[{info.status}]")
+            # a renamed run's label is its name: the caption says what it trains
+            st.caption(" · ".join(p for p in (summary.config_label(info) if info.name else None,
+                                               f"id `{info.id}`") if p))
         if info.status in ACTIVE:
             if info.cancel_requested:
                 head[1].caption("cancelling…")
@@ -132,12 +118,13 @@ def run_card(info: Any, history: pd.DataFrame) -> None:
                        f"restart?). {info.error or ''}", icon=":material/warning:")
 
 
-def live_charts(runs: Sequence[Any], history: pd.DataFrame) -> None:
+def live_charts(runs: Sequence[Any], history: pd.DataFrame, labels: dict[str, str] | None = None) -> None:
     """Loss, accuracy and learning-rate charts of ``runs`` (one colour per run)."""
     shown = [r for r in runs if not history.empty and (history["run_id"] == r.id).any()]
     if not shown:
         return
-    labels = {r.id: run_label(r) for r in shown}
+    every = labels or summary.run_labels(runs)
+    labels = {r.id: every[r.id] for r in shown}
     colors = charts.run_colors(labels, schedules={r.id: r.config.get("schedule", "") for r in shown})
     for tab, (_, metrics) in zip(st.tabs([t for t, _ in LIVE_CHARTS]), LIVE_CHARTS):
         with tab:
@@ -207,11 +194,13 @@ def live_view() -> None:
         n_active = len(active)
         st.caption(f"{n_active} queued or running · refreshing every {REFRESH_SECONDS:g}s"
                    if n_active else "Nothing is running.")
+        # one label set for cards and charts: runs of one schedule differ by their settings
+        labels = summary.run_labels(now)
         cols = st.columns(2)  # cards first: progress is what a person comes here for
         for i, info in enumerate(now):
             with cols[i % 2]:
                 run_card(info, history[history["run_id"] == info.id] if not history.empty
-                         else history)
-        live_charts(now, history)
+                         else history, labels[info.id])
+        live_charts(now, history, labels)
 
     _live()
