@@ -25,8 +25,9 @@ PALETTE: tuple[str, ...] = (
     "#17BECF", "#BCBD22", "#7F7F7F", "#3366CC", "#DC3912", "#109618", "#990099",
     "#0099C6", "#DD4477", "#66AA00", "#B82E2E", "#316395", "#AAAA11",
 )
-# Lightness shifts that tell apart runs of one schedule (0 = the schedule's own colour).
-_SHADES: tuple[float, ...] = (0.0, -0.15, 0.15, -0.27, 0.25, -0.07, 0.08, 0.2)
+# Lightness shifts that tell apart runs of one schedule (0 = the schedule's own colour),
+# at least 0.1 apart: closer shades of one hue read as the same line.
+_SHADES: tuple[float, ...] = (0.0, -0.2, 0.2, -0.32, 0.32, 0.1, -0.1)
 
 METRICS: tuple[str, ...] = ("val_loss", "val_accuracy", "loss", "accuracy", "learning_rate")
 METRIC_TITLES: dict[str, str] = {

@@ -97,7 +97,12 @@ def _table(view: pd.DataFrame) -> None:
     version = st.session_state.get(P + "pick_version", 0)
     table_key = P + "table." + hashlib.sha1(f"{version}|{'|'.join(ids)}".encode()).hexdigest()[:10]
     picked = set(st.session_state.get(P + "pick", []))
-    st.dataframe(styled, key=table_key, hide_index=True, column_config=TABLE_COLUMNS,
+    # the Run column as wide as its longest label (within reason): the settings that set
+    # runs apart are at the end of the label, where a narrow column would cut them off
+    longest = int(view["label"].astype(str).str.len().max()) if len(view) else 0
+    columns = dict(TABLE_COLUMNS, label=st.column_config.TextColumn(
+        "Run", width=min(560, max(240, 7 * longest)), pinned=True))
+    st.dataframe(styled, key=table_key, hide_index=True, column_config=columns,
                  on_select=functools.partial(_on_table_select, ids, table_key),
                  selection_mode="multi-row", width="stretch",
                  selection_default={"selection": {"rows": [i for i, rid in enumerate(ids) if rid in picked]}})
@@ -113,11 +118,11 @@ def _picker(runs: Sequence[Any], labels: dict[str, str]) -> list[str]:
 
 # ------------------------------------------------------------------ chart controls
 def _controls(max_epoch: int) -> dict[str, Any]:
-    c1, c2, c3 = st.columns([3, 2, 2])
+    c1, c2, c3 = st.columns([3, 3, 2])  # the three layouts fit on one line
     metrics = c1.multiselect("Metrics", list(charts.METRICS), key=P + "metrics", format_func=lambda m: charts.METRIC_TITLES[m])
     layout = c2.radio("Layout", LAYOUTS, key=P + "layout", horizontal=True)
     lr_x = c3.radio("Learning-rate x axis", ("epochs", "steps"), key=P + "lr_x", horizontal=True)
-    c4, c5, c6, c7 = st.columns([3, 1, 1, 3])
+    c4, c5, c6, c7 = st.columns([3, 1, 1, 3], vertical_alignment="center")
     smoothing = c4.slider("Smoothing (EMA weight)", 0.0, 0.99, step=0.01, key=P + "smoothing",
                           help="Exponential moving average; the raw curve stays faint behind it.")
     log_x = c5.checkbox("log x", key=P + "log_x")

@@ -72,7 +72,9 @@ def run_controls(cfg: RangeTestConfig | None) -> str | None:
     the cached test of these settings, or None."""
     store = state.store()
     cached = None if cfg is None else store.find_reusable(cfg.config_hash(), kind="lr_find")
-    left, right, info = st.columns([1, 1, 3])
+    # one row at the buttons' own widths, so the caption reads as theirs
+    row = st.container(horizontal=True, gap="small", vertical_alignment="center")
+    left = right = info = row
     run = left.button("Run range test", key=BUTTON + "run", type="primary",
                       disabled=cfg is None, icon=":material/play_arrow:")
     again = right.button("Run again", key=BUTTON + "again", disabled=cached is None,
@@ -152,7 +154,8 @@ def export_buttons(run_id: str, result: RangeTestResult) -> None:
     from lrviz import export
 
     fig = lr_finder_figure(result)
-    cols = st.columns(4)
+    row = st.container(horizontal=True, gap="small", vertical_alignment="center")
+    cols = [row] * 4  # one group of buttons, each at its own width
     cols[0].download_button("HTML", export.figure_html(fig), f"lr_finder_{run_id}.html",
                             mime="text/html", key=BUTTON + "html", icon=":material/download:")
     cols[1].download_button("CSV", export.frame_csv(lr_finder_data(result)),
