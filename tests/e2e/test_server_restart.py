@@ -2,7 +2,9 @@
 
 Each test runs its own servers on its own cache folder (not the session ``server``), so
 it can kill one with ``SIGKILL`` to its whole process group and start another on the
-same cache. Workers run in their own session, so the kill leaves them be:
+same cache. The run is real Keras training queued through a ``LocalExecutor`` on the
+server's cache (what the page's Train calls; the pages' flow has its own journeys).
+Workers run in their own session, so the kill leaves them be:
 
 * worker kept: the run keeps training while no server exists, and the new server's Runs
   page, opened first (before any other page of that server), is under the router (page
@@ -88,9 +90,10 @@ def _wait_menu(page) -> None:
                              f"{NAV_TITLES}") from None
 
 
-def _first_epoch_then_kill(browser, srv: Server, monkeypatch) -> tuple[str, int, int]:
+def _first_epoch_then_kill(browser, srv: Server, monkeypatch,
+                           shot_name: str) -> tuple[str, int, int]:
     """Queue a real training on the server's cache (as the page's Train does, through a
-    ``LocalExecutor``), watch it on the server's Runs page until an epoch is stored, then
+    ``LocalExecutor``), start the server, watch it on the server's Runs page until an epoch is stored, then
     SIGKILL the server. Returns (run id, worker pid, epochs done at the kill)."""
     from lrviz.config import RunConfig
     from lrviz.jobs import LocalExecutor
@@ -99,9 +102,10 @@ def _first_epoch_then_kill(browser, srv: Server, monkeypatch) -> tuple[str, int,
     store = srv.store()
     config = RunConfig.create("constant", {"lr": 0.01}, None, "sgd", None, **RUN)
     run_id = LocalExecutor(store, max_concurrent=1, idle_timeout=5.0).submit(config).run_id
+    srv.start()  # while the worker imports TensorFlow
     page = new_page(browser)
     try:
-        with step(page, "restart.1-running-before-the-kill"):
+        with step(page, shot_name):
             goto(page, srv, "runs", "Runs")
             wait_until(lambda: (s := card_state(page, run_id)) and s[0] == "running"
                        and s[1] >= 1, f"run {run_id} running with an epoch on the page",
@@ -120,10 +124,11 @@ def _first_epoch_then_kill(browser, srv: Server, monkeypatch) -> tuple[str, int,
 def test_worker_outlives_server_kill_and_new_server_shows_run_finishing(cache, browser,
                                                                        monkeypatch):
     env = {**SERVER_ENV, "LRVIZ_MAX_CONCURRENT": "1"}
-    old = Server(cache, env).start()
+    old = Server(cache, env)  # started once the run is queued
     new = None
     try:
-        run_id, worker, done_at_kill = _first_epoch_then_kill(browser, old, monkeypatch)
+        run_id, worker, done_at_kill = _first_epoch_then_kill(
+            browser, old, monkeypatch, "restart.1-running-before-the-kill")
         store = old.store()
         assert _alive(worker), f"worker {worker} died with the server (SIGKILL to its group)"
         assert done_at_kill < RUN["epochs"], \
@@ -170,10 +175,11 @@ def test_worker_outlives_server_kill_and_new_server_shows_run_finishing(cache, b
 def test_server_and_worker_killed_run_shows_failed_with_epochs_kept(cache, browser,
                                                                     monkeypatch):
     env = {**SERVER_ENV, "LRVIZ_MAX_CONCURRENT": "1"}
-    old = Server(cache, env).start()
+    old = Server(cache, env)  # started once the run is queued
     new = None
     try:
-        run_id, worker, _ = _first_epoch_then_kill(browser, old, monkeypatch)
+        run_id, worker, _ = _first_epoch_then_kill(
+            browser, old, monkeypatch, "restart.4-running-before-the-kills")
         os.kill(worker, signal.SIGKILL)  # the worker dies too: nobody marks the run
         wait_until(lambda: not _alive(worker), f"worker {worker} to die")
         store = old.store()
@@ -184,7 +190,7 @@ def test_server_and_worker_killed_run_shows_failed_with_epochs_kept(cache, brows
         offset = new.log.stat().st_size
         page = new_page(browser)
         try:
-            with step(page, "restart.4-runs-after-server-and-worker-killed"):
+            with step(page, "restart.5-runs-after-server-and-worker-killed"):
                 goto(page, new, "runs", "Runs")
                 _wait_menu(page)
                 state = wait_until(lambda: (s := card_state(page, run_id)) and s[0] not in
