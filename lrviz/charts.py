@@ -26,8 +26,9 @@ PALETTE: tuple[str, ...] = (
     "#0099C6", "#DD4477", "#66AA00", "#B82E2E", "#316395", "#AAAA11",
 )
 # Lightness shifts that tell apart runs of one schedule (0 = the schedule's own colour),
-# at least 0.1 apart: closer shades of one hue read as the same line.
-_SHADES: tuple[float, ...] = (0.0, -0.2, 0.2, -0.32, 0.32, 0.1, -0.1)
+# at least 0.15 apart: closer shades of one hue read as the same line. Past five runs of
+# one schedule shades repeat; the legend and hover still name each run.
+_SHADES: tuple[float, ...] = (0.0, -0.18, 0.18, -0.33, 0.33)
 
 METRICS: tuple[str, ...] = ("val_loss", "val_accuracy", "loss", "accuracy", "learning_rate")
 METRIC_TITLES: dict[str, str] = {

@@ -194,7 +194,7 @@ def test_seeds_of_one_config_draw_as_mean_and_band(store):
                                          "val_accuracy": 0.5 + offset, "learning_rate": 0.5}, seconds=1.0)
         ids.append(rid)
     at = _select(_compare(), ids)
-    at.radio(key="compare.layout").set_value("Mean ± std over seeds").run()
+    at.radio(key="compare.layout").set_value("Mean ± std").run()
     assert not at.exception, at.exception
     spec = _charts(at)[0]
     lines = [t for t in spec["data"] if t.get("mode", "").startswith("lines") and t.get("fill") != "toself"]

@@ -211,3 +211,13 @@ class TestEpochTicks:
         fig = charts.lr_figure({"a": charts.curve_frame(np.full(3 * 10, 0.1), 10)}, x="epoch")
         assert fig.layout.xaxis.dtick == 1
         assert charts.lr_figure({"a": charts.curve_frame(np.full(30, 0.1), 10)}, x="step").layout.xaxis.dtick is None
+
+
+def test_runs_of_one_schedule_get_clearly_different_shades():
+    import colorsys
+
+    ids = [f"run{i}" for i in range(5)]
+    colours = charts.run_colors(ids, {rid: "step" for rid in ids})
+    lightness = sorted(colorsys.rgb_to_hls(*(int(c[i:i + 2], 16) / 255 for i in (1, 3, 5)))[1]
+                       for c in colours.values())
+    assert min(b - a for a, b in zip(lightness, lightness[1:])) > 0.1

@@ -22,7 +22,7 @@ from lrviz.ui import state
 P = "compare."
 ACTIVE = ("queued", "running")
 REFRESH_SECONDS = 2.0
-LAYOUTS = ("Overlay", "Small multiples", "Mean ± std over seeds")
+LAYOUTS = ("Overlay", "Small multiples", "Mean ± std")  # short: one line on the page
 DEFAULT_METRICS = ("val_loss", "val_accuracy")
 TABLE_COLUMNS = {
     "label": st.column_config.TextColumn("Run", width="large"),
@@ -101,7 +101,7 @@ def _table(view: pd.DataFrame) -> None:
     # runs apart are at the end of the label, where a narrow column would cut them off
     longest = int(view["label"].astype(str).str.len().max()) if len(view) else 0
     columns = dict(TABLE_COLUMNS, label=st.column_config.TextColumn(
-        "Run", width=min(560, max(240, 7 * longest)), pinned=True))
+        "Run", width=min(560, max(240, 7 * longest))))
     st.dataframe(styled, key=table_key, hide_index=True, column_config=columns,
                  on_select=functools.partial(_on_table_select, ids, table_key),
                  selection_mode="multi-row", width="stretch",
@@ -120,7 +120,9 @@ def _picker(runs: Sequence[Any], labels: dict[str, str]) -> list[str]:
 def _controls(max_epoch: int) -> dict[str, Any]:
     c1, c2, c3 = st.columns([3, 3, 2])  # the three layouts fit on one line
     metrics = c1.multiselect("Metrics", list(charts.METRICS), key=P + "metrics", format_func=lambda m: charts.METRIC_TITLES[m])
-    layout = c2.radio("Layout", LAYOUTS, key=P + "layout", horizontal=True)
+    layout = c2.radio("Layout", LAYOUTS, key=P + "layout", horizontal=True,
+                      help="Mean ± std: the seeds of one configuration (a sweep's) as their "
+                           "mean with a ±1 standard deviation band.")
     lr_x = c3.radio("Learning-rate x axis", ("epochs", "steps"), key=P + "lr_x", horizontal=True)
     c4, c5, c6, c7 = st.columns([3, 1, 1, 3], vertical_alignment="center")
     smoothing = c4.slider("Smoothing (EMA weight)", 0.0, 0.99, step=0.01, key=P + "smoothing",
