@@ -117,3 +117,28 @@ def test_eta_is_mean_epoch_seconds_times_epochs_left():
     Info.status = "queued"
     assert eta_seconds(Info(), history) is None
     assert format_seconds(75) == "1m 15s" and format_seconds(3700) == "1h 01m"
+
+
+def test_opening_the_runs_page_starts_a_worker_for_a_run_left_queued(monkeypatch):
+    """A run queued with no worker alive (its worker died, the server restarted) is picked
+    up when the Runs page refreshes, not left 'waiting for a worker' forever."""
+    import time
+
+    import pytest
+
+    monkeypatch.setenv("LRVIZ_WORKER_IDLE_SECONDS", "0")
+    store = RunStore()
+    run_id = store.create_run(_config(epochs=1))  # queued; nobody was asked to start a worker
+    _runs_page()
+    deadline = time.time() + 60  # a worker's TensorFlow import takes ~10 s here
+    while store.get(run_id).status == "queued" and time.time() < deadline:
+        time.sleep(0.5)
+    status = store.get(run_id).status
+    if status == "running":  # claimed: that is the point; don't wait for training
+        store.request_cancel(run_id)
+    assert status in ("running", "finished"), f"the queued run was never picked up: {status}"
+    deadline = time.time() + 120
+    while store.get(run_id).status in ("queued", "running") and time.time() < deadline:
+        time.sleep(0.5)
+    if store.get(run_id).status in ("queued", "running"):
+        pytest.fail("the worker did not end the run within 120 s")

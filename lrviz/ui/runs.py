@@ -139,10 +139,10 @@ def _active_ids(runs: Sequence[Any]) -> tuple[str, ...]:
 
 
 def _snapshot() -> tuple[list[Any], pd.DataFrame]:
-    from lrviz.jobs import reconcile
-
     store = state.store()
-    reconcile(store)  # a dead worker's run turns failed/interrupted on this refresh
+    # reconcile (a dead worker's run turns failed/interrupted) and start workers for runs
+    # left queued, e.g. behind a worker that died or a server that restarted
+    state.executor().refresh()
     runs = visible_runs(store.list_runs(kind="train"))
     history = store.history([r.id for r in runs]) if runs else pd.DataFrame()
     return runs, history
