@@ -81,7 +81,7 @@ def run_card(info: Any, history: pd.DataFrame, label: str | None = None) -> None
     """One run: label (``summary.run_labels`` of the runs shown), status badge, progress
     epoch k/N with ETA, latest metrics, a cancel button while it is queued or running, and a failure's error text."""
     with st.container(border=True):
-        head = st.columns([5, 1], vertical_alignment="center")
+        head = st.columns([3, 1.3], vertical_alignment="center")  # room for "Cancel" in a half-width card
         color = BADGE_COLORS.get(info.status, "gray")
         with head[0]:
             st.markdown(f"**{label or summary.run_labels([info])[info.id]}** &nbsp; "

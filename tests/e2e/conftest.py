@@ -332,8 +332,14 @@ def step(page, name: str) -> Iterator[None]:
 def chosen_schedules(page) -> list[str]:
     """The schedule names shown as tags in the Schedules picker."""
     tags = page.locator(f"{key('lab.chosen')} [data-tag]")
-    return [(tags.nth(i).get_attribute("aria-label") or "").split(" · ")[0]
-            for i in range(tags.count())]
+    # a tag can vanish mid-loop (a rerun redraws the picker): read each with a short wait
+    names = []
+    for i in range(tags.count()):
+        try:
+            names.append((tags.nth(i).get_attribute("aria-label", timeout=2_000) or "").split(" · ")[0])
+        except Exception:
+            continue
+    return names
 
 
 def choose_schedules(page, names: list[str], *, clear: bool = True) -> None:
@@ -387,7 +393,10 @@ def set_run_settings(page, **values: Any) -> None:
         set_number(page, f"lab.run.{name}", value)
         box = page.locator(f"{key('lab.run.' + name)} input").first
         wait_until(lambda b=box, v=str(value): b.input_value() == v, f"run setting {name}={value}")
-    wait_app_idle(page)
+        time.sleep(0.3)  # the rerun this value starts shows its status widget shortly after
+        # let the rerun this value started finish before typing the next one: a field
+        # typed while a rerun is in flight can be redrawn with the value it had before
+        wait_app_idle(page)
 
 
 def train_from_schedules(page, server: Server, schedules: list[str], **settings: Any) -> list[str]:
@@ -407,6 +416,10 @@ def train_from_schedules(page, server: Server, schedules: list[str], **settings:
                               if r.id not in before],
                      "the new runs in the store")
     assert len(new) == len(schedules), f"Train queued {len(new)} runs for {schedules}"
+    store = server.store()
+    wrong = {r: {k: store.get(r).config.get(k) for k in settings} for r in new
+             if any(store.get(r).config.get(k) != v for k, v in settings.items())}
+    assert not wrong, f"Train queued runs without the settings typed ({settings}): {wrong}"
     return new
 
 
