@@ -65,3 +65,33 @@ def ray_cpus_per_run() -> float:
 def ray_retries() -> int:
     """How often Ray reruns a task whose worker died (``$LRVIZ_RAY_RETRIES``, default 0)."""
     return _env_number("LRVIZ_RAY_RETRIES", "0", whole=True, minimum=0)
+
+
+# -- switches a person sets in the app -----------------------------------------------------
+# Kept in <cache>/settings.json so that every worker (also warm ones started earlier) sees
+# them at its next run; an environment variable, when set, wins over the app's switch.
+APP_SWITCHES = ("neptune", "tensorboard")
+
+
+def app_switches() -> dict[str, bool]:
+    """The app's switches (``neptune``, ``tensorboard``); False when never set or unreadable."""
+    import json
+
+    try:
+        data = json.loads((cache_dir() / "settings.json").read_text())
+    except (OSError, ValueError):
+        data = {}
+    return {name: data.get(name) is True for name in APP_SWITCHES}
+
+
+def set_app_switch(name: str, on: bool) -> None:
+    """Turn an app switch on or off (written atomically: never a half-written file)."""
+    import json
+
+    if name not in APP_SWITCHES:
+        raise ValueError(f"Argument `name` must be one of {', '.join(APP_SWITCHES)}. Received: name={name!r}")
+    path = cache_dir() / "settings.json"
+    data = {**app_switches(), name: bool(on)}
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(data, indent=1))
+    os.replace(tmp, path)

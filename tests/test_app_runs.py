@@ -142,3 +142,31 @@ def test_opening_the_runs_page_starts_a_worker_for_a_run_left_queued(monkeypatch
         time.sleep(0.5)
     if store.get(run_id).status in ("queued", "running"):
         pytest.fail("the worker did not end the run within 120 s")
+
+
+def test_tracking_switches_reach_workers_and_cards_say_where_runs_went(monkeypatch):
+    from lrviz import settings
+    from lrviz.tracking import tracking_settings
+
+    monkeypatch.delenv("LRVIZ_TENSORBOARD", raising=False)
+    monkeypatch.delenv("LRVIZ_NEPTUNE", raising=False)
+    monkeypatch.delenv("NEPTUNE_PROJECT", raising=False)
+    store = RunStore()
+    run_id = store.create_run(_config(), status="finished")
+    store.set_tracking(run_id, {"tensorboard": {"path": "/tmp/tb/run1"},
+                                "neptune": {"error": "invalid API token"}})
+    at = _runs_page()
+    assert not tracking_settings()["tensorboard"]["enabled"]
+    at.toggle(key="tracking.tensorboard").set_value(True).run()
+    assert not at.exception, at.exception
+    # kept in the cache folder, where a worker reads it at its next run
+    assert settings.app_switches() == {"neptune": False, "tensorboard": True}
+    assert tracking_settings()["tensorboard"]["enabled"]
+    captions = [c.value for c in at.caption]
+    assert any("TensorBoard: `/tmp/tb/run1`" in c and "Neptune failed: invalid API token" in c
+               for c in captions), captions
+    # an environment variable wins over the app's switch, and the toggle says so
+    monkeypatch.setenv("LRVIZ_TENSORBOARD", "0")
+    at = _runs_page()
+    assert not tracking_settings()["tensorboard"]["enabled"]
+    assert at.toggle(key="tracking.tensorboard").disabled

@@ -26,7 +26,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from lrviz.settings import cache_dir
+from lrviz.settings import app_switches, cache_dir
 from lrviz.tracking._common import env_flag, flatten_config
 
 MODES = ("async", "sync", "offline")
@@ -43,14 +43,17 @@ def neptune_settings() -> dict[str, Any]:
         enabled, why = False, "off: LRVIZ_NEPTUNE=0"
     elif flag:
         enabled, why = True, "on: LRVIZ_NEPTUNE=1"
+    elif app_switches()["neptune"]:
+        enabled, why = True, "on: switched on in the app"
     elif project:
         enabled, why = True, "on: NEPTUNE_PROJECT is set"
     else:
-        enabled, why = False, "off: set NEPTUNE_PROJECT or LRVIZ_NEPTUNE=1 to mirror runs to Neptune"
+        enabled, why = False, "off: switch it on here, or set NEPTUNE_PROJECT or LRVIZ_NEPTUNE=1"
     mode = os.environ.get("NEPTUNE_MODE") or ("async" if token_set and project else "offline")
     return {
         "enabled": enabled,
         "why": why,
+        "from_env": flag is not None or (bool(project) and not app_switches()["neptune"]),
         "mode": mode,
         "project": project,
         "token_set": token_set,

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from lrviz.settings import cache_dir
+from lrviz.settings import app_switches, cache_dir
 from lrviz.tracking._common import env_flag
 
 
@@ -30,10 +30,16 @@ def tensorboard_dir() -> Path:
 
 def tensorboard_settings() -> dict[str, Any]:
     """Whether TensorBoard logging is on, why, and the log folder."""
-    on = bool(env_flag("LRVIZ_TENSORBOARD"))
+    flag = env_flag("LRVIZ_TENSORBOARD")
+    if flag is not None:
+        on, why = flag, f"{'on' if flag else 'off'}: LRVIZ_TENSORBOARD={'1' if flag else '0'}"
+    else:
+        on = app_switches()["tensorboard"]
+        why = "on: switched on in the app" if on else "off: switch it on here, or set LRVIZ_TENSORBOARD=1"
     return {
         "enabled": on,
-        "why": "on: LRVIZ_TENSORBOARD=1" if on else "off: set LRVIZ_TENSORBOARD=1 to write TensorBoard logs",
+        "why": why,
+        "from_env": flag is not None,
         "logdir": str(tensorboard_dir()),
     }
 

@@ -15,7 +15,7 @@ import streamlit as st
 
 from lrviz import charts, summary
 from lrviz.store import StoreError
-from lrviz.ui import state
+from lrviz.ui import state, tracking
 
 ACTIVE = ("queued", "running")
 RECENT = 8  # finished/failed/cancelled runs listed under the active ones
@@ -89,6 +89,9 @@ def run_card(info: Any, history: pd.DataFrame, label: str | None = None) -> None
             # a renamed run's label is its name: the caption says what it trains
             st.caption(" · ".join(p for p in (summary.config_label(info) if info.name else None,
                                                f"id `{info.id}`") if p))
+            where = tracking.mirrored(info.tracking)
+            if where:
+                st.caption(where)
         if info.status in ACTIVE:
             if info.cancel_requested:
                 head[1].caption("cancelling…")
@@ -172,6 +175,7 @@ def live_view() -> None:
     except (StoreError, OSError) as err:  # a read-only cache folder or a full disk
         st.error(f"The runs cannot be shown. {err}", icon=":material/error:")
         return
+    tracking.controls()
     if not runs:
         st.info("No runs yet. Choose schedules on the Schedules page and press Train.",
                 icon=":material/info:")
