@@ -115,14 +115,15 @@ class RunConfig:
         from lrviz.schedules import catalogue
 
         spec = catalogue()[self.schedule]
-        changed = [f"{p.name}={_fmt(self.schedule_params[p.name])}" for p in spec.params
+        changed = [f"{p.name}={format_value(self.schedule_params[p.name])}" for p in spec.params
                    if p.name in self.schedule_params]
         return f"{self.schedule}({', '.join(changed)}) · {self.optimizer}"
 
 
-def _fmt(v: Any) -> str:
+def format_value(v: Any) -> str:
+    """A parameter value as a short label text: 0.5, [30,60,90], True."""
     if isinstance(v, float):
         return f"{v:g}"
     if isinstance(v, (list, tuple)):
-        return "[" + ",".join(_fmt(x) for x in v) + "]"
+        return "[" + ",".join(format_value(x) for x in v) + "]"
     return str(v)

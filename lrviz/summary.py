@@ -12,6 +12,8 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from lrviz.config import format_value
+
 COLUMNS: tuple[str, ...] = (
     "run_id", "label", "schedule", "optimizer", "status", "epochs_done", "epochs_total",
     "best_val_accuracy", "best_epoch", "final_val_accuracy", "lowest_val_loss",
@@ -55,20 +57,12 @@ _DISTINGUISHING: tuple[tuple[str, Any], ...] = (
 )
 
 
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:g}"
-    if isinstance(value, (list, tuple)):
-        return "[" + ",".join(_fmt(v) for v in value) + "]"
-    return str(value)
-
-
 def _settings(run: Any) -> dict[str, str]:
     """The run's settings outside its base label, as short ``key=value`` texts."""
     config = _config(run)
-    out = {key: _fmt(config.get(key, default)) for key, default in _DISTINGUISHING}
+    out = {key: format_value(config.get(key, default)) for key, default in _DISTINGUISHING}
     for key, value in sorted((config.get("optimizer_params") or {}).items()):
-        out[key] = _fmt(value)
+        out[key] = format_value(value)
     return out
 
 

@@ -41,6 +41,11 @@ def parse_pairs(items: list[str], flag: str = "--set") -> dict[str, Any]:
     return out
 
 
+def fmt_number(x: float | None, spec: str) -> str:
+    """A metric for a text table: ``nan`` for a missing (JSON null) value."""
+    return "nan" if x is None else format(x, spec)
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # one line, exit 2, as the CLI contract says
         raise CliError(f"{self.prog}: {message}")

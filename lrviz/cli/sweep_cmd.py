@@ -24,7 +24,7 @@ import sys
 import time
 from typing import Any
 
-from lrviz.cli import CliError
+from lrviz.cli import CliError, fmt_number
 from lrviz.params import parse_cli_value
 
 ENGINES = ("batched", "sequential", "local", "ray")
@@ -269,18 +269,15 @@ def _text(summary: dict) -> str:
              f"{len(summary['runs'])} runs in {summary['seconds']:.1f} s",
              f"{'run':<14} {'status':<10} {'epochs':>7} {'val_loss':>9} {'val_acc':>8}  label"]
 
-    def f(x: float | None, spec: str) -> str:
-        return "nan" if x is None else format(x, spec)
-
     for r in summary["runs"]:
         lines.append(f"{r['run_id']:<14} {r['status'] + ('*' if r['reused'] else ''):<10} "
-                     f"{r['epochs_done']:>3}/{r['epochs_total']:<3} {f(r['val_loss'], '9.4f')} "
-                     f"{f(r['val_accuracy'], '8.4f')}  {r['label']}")
+                     f"{r['epochs_done']:>3}/{r['epochs_total']:<3} {fmt_number(r['val_loss'], '9.4f')} "
+                     f"{fmt_number(r['val_accuracy'], '8.4f')}  {r['label']}")
     if any(r["reused"] for r in summary["runs"]):
         lines.append("* reused from the cache (--retrain to train again)")
     if summary.get("configurations"):
         lines.append(f"\n{'val_acc mean':>12} {'std':>7} {'seeds':>5}  configuration")
         for c in summary["configurations"]:
-            lines.append(f"{f(c['final_val_accuracy_mean'], '12.4f')} {f(c['final_val_accuracy_std'], '7.4f')} "
+            lines.append(f"{fmt_number(c['final_val_accuracy_mean'], '12.4f')} {fmt_number(c['final_val_accuracy_std'], '7.4f')} "
                          f"{c['runs']:>5}  {c['group_key']}")
     return "\n".join(lines)

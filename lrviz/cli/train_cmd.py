@@ -20,7 +20,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from lrviz.cli import CliError, parse_pairs
+from lrviz.cli import CliError, fmt_number, parse_pairs
 from lrviz.optimizers import OPTIMIZERS
 
 # CLI flag -> RunConfig setting; None means "not given, use the config's default"
@@ -164,11 +164,8 @@ def _text(summary: dict) -> str:
     lines.append(f"{'epoch':>5} {'loss':>10} {'accuracy':>9} {'val_loss':>10} {'val_acc':>8} "
                  f"{'lr':>10} {'seconds':>8}")
 
-    def f(x: float | None, spec: str) -> str:
-        return "nan" if x is None else format(x, spec)
-
     for h in summary["history"]:
-        lines.append(f"{h['epoch']:>5} {f(h['loss'], '10.4f')} {f(h['accuracy'], '9.4f')} "
-                     f"{f(h['val_loss'], '10.4f')} {f(h['val_accuracy'], '8.4f')} "
-                     f"{f(h['learning_rate'], '10.4g')} {f(h['seconds'], '8.2f')}")
+        lines.append(f"{h['epoch']:>5} {fmt_number(h['loss'], '10.4f')} {fmt_number(h['accuracy'], '9.4f')} "
+                     f"{fmt_number(h['val_loss'], '10.4f')} {fmt_number(h['val_accuracy'], '8.4f')} "
+                     f"{fmt_number(h['learning_rate'], '10.4g')} {fmt_number(h['seconds'], '8.2f')}")
     return "\n".join(lines)

@@ -14,7 +14,8 @@ from lrviz.store.runs import (
     config_hash_of,
     new_run_id,
 )
-from lrviz.store.schema import KINDS, LATEST as SCHEMA_VERSION, STATUSES, StoreError
+from lrviz.store.schema import KINDS, STATUSES, StoreError
+from lrviz.store.schema import LATEST as SCHEMA_VERSION
 from lrviz.store.sink import StoreSink
 
 __all__ = [
